@@ -1,0 +1,21 @@
+# The two commands of the README; both set up what is missing first (scripts/bootstrap.sh).
+.PHONY: run test setup lint format clean-var
+
+run:  ## set up, then run the platform in the foreground (Ctrl-C stops it)
+	./scripts/bootstrap.sh run
+
+test:  ## set up, then run the whole test suite
+	./scripts/bootstrap.sh test
+
+setup:  ## set up only: .venv from uv.lock, JVM jars under var/jars
+	./scripts/bootstrap.sh
+
+lint:  ## ruff lint and format check
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+clean-var:  ## stop the broker and delete everything written at run time (keeps resolved jars)
+	-.venv/bin/smartcity kafka stop
+	find var -mindepth 1 -maxdepth 1 ! -name jars -exec rm -rf {} +

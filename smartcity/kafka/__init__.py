@@ -1,0 +1,1 @@
+"""Kafka: the local broker and the admin helpers every component uses."""

@@ -1,0 +1,179 @@
+"""Talking to a Kafka cluster: readiness, idempotent topic creation, end offsets, tailing a topic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from smartcity.errors import BrokerError
+from smartcity.settings import Settings
+
+log = logging.getLogger(__name__)
+_librdkafka_log = logging.getLogger("librdkafka")
+
+
+def client_config(settings: Settings, **extra: object) -> dict[str, object]:
+    """Common client settings: the configured brokers, and librdkafka's own logging through Python's."""
+    return {"bootstrap.servers": settings.bootstrap_servers, "logger": _librdkafka_log, **extra}
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings))
+
+
+def unreachable(settings: Settings, exc: KafkaException) -> BrokerError:
+    return BrokerError(
+        f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}). Is the broker running? "
+        "Start it with `smartcity kafka start`, or check SMARTCITY_KAFKA_BOOTSTRAP_SERVERS."
+    )
+
+
+def wait_until_reachable(settings: Settings, timeout: float) -> bool:
+    """True once the cluster answers a metadata request within ``timeout`` seconds."""
+    try:
+        admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return True
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
+    """Create the five topics if missing and grow any with too few partitions; return topic → partitions."""
+    admin = admin_client(settings)
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise unreachable(settings, exc) from exc
+    wanted = settings.kafka_partitions
+    missing = [
+        NewTopic(name, num_partitions=wanted, replication_factor=1)
+        for name in settings.topics.values()
+        if name not in existing
+    ]
+    too_small = [
+        NewPartitions(name, wanted)
+        for name in settings.topics.values()
+        if name in existing and len(existing[name].partitions) < wanted
+    ]
+    futures = {
+        **(admin.create_topics(missing) if missing else {}),
+        **(admin.create_partitions(too_small) if too_small else {}),
+    }
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].name() not in ("TOPIC_ALREADY_EXISTS",):
+                raise BrokerError(f"creating topic {name} failed: {exc}") from exc
+    for name in settings.topics.values():
+        if name in existing and len(existing[name].partitions) > wanted:
+            log.warning(
+                "topic %s has %d partitions, more than the configured %d (Kafka cannot shrink it)",
+                name,
+                len(existing[name].partitions),
+                wanted,
+            )
+    topics = admin.list_topics(timeout=timeout).topics
+    return {name: len(topics[name].partitions) for name in settings.topics.values() if name in topics}
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    topic: str
+    partition: int
+    low: int
+    high: int
+
+    @property
+    def messages(self) -> int:
+        return self.high - self.low
+
+
+def topic_offsets(settings: Settings, timeout: float = 10.0) -> list[PartitionOffsets]:
+    """Low and high watermarks of every partition of the configured topics that exist."""
+    admin = admin_client(settings)
+    try:
+        metadata = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise unreachable(settings, exc) from exc
+    consumer = Consumer(client_config(settings, **{"group.id": f"smartcity-status-{uuid.uuid4()}"}))
+    try:
+        offsets = []
+        for name in settings.topics.values():
+            if name not in metadata:
+                continue
+            for partition in sorted(metadata[name].partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout)
+                offsets.append(PartitionOffsets(name, partition, low, high))
+        return offsets
+    finally:
+        consumer.close()
+
+
+def consume(
+    settings: Settings,
+    topic: str,
+    from_beginning: bool,
+    idle_timeout: float | None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Message]:
+    """Yield messages of every partition of ``topic``; stop after ``idle_timeout`` seconds without one."""
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": f"smartcity-tail-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            },
+        )
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        if topic not in metadata.topics:
+            known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
+            raise BrokerError(
+                f"topic {topic!r} does not exist on {settings.bootstrap_servers}; existing topics: {known}"
+            )
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in metadata.topics[topic].partitions])
+        last_message = time.monotonic()
+        while not should_stop():
+            message = consumer.poll(0.5)
+            if message is None:
+                if idle_timeout is not None and time.monotonic() - last_message > idle_timeout:
+                    return
+                continue
+            if message.error():
+                raise BrokerError(f"consuming {topic} failed: {message.error()}")
+            last_message = time.monotonic()
+            yield message
+    except KafkaException as exc:
+        raise unreachable(settings, exc) from exc
+    finally:
+        consumer.close()
+
+
+def render(message: Message) -> str:
+    """A readable form of a message: a header line, then indented JSON, text, or hex for invalid UTF-8."""
+    _, timestamp = message.timestamp()
+    when = datetime.fromtimestamp(timestamp / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    key = message.key().decode(errors="replace") if message.key() else "-"
+    header = f"── {message.topic()}[{message.partition()}]@{message.offset()}  key={key}  ts={when}"
+    value = message.value() or b""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{header}\n(invalid UTF-8, {len(value)} bytes) {value[:256].hex()}"
+    try:
+        return f"{header}\n{json.dumps(json.loads(text), indent=2, ensure_ascii=False)}"
+    except json.JSONDecodeError:
+        return f"{header}\n(not JSON) {text[:1000]}"

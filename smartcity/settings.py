@@ -1,0 +1,207 @@
+"""The platform's configuration: one typed object, read from ``SMARTCITY_*`` environment variables.
+
+Every component (CLI, broker, simulator, Spark job, Dagster resources, dashboard) reads its settings from
+:func:`load_settings`, so the ``local`` and ``aws`` profiles are chosen by configuration, never by code edits.
+Values come from the environment first, then from an optional ``.env`` file in the project root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smartcity.errors import ConfigError
+
+ENV_PREFIX = "SMARTCITY_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_WAREHOUSE_SCHEMES = ("duckdb", "postgresql", "redshift")
+
+
+def _topic_name(value: str) -> str:
+    if not _TOPIC_NAME.match(value) or value in {".", ".."}:
+        raise ValueError("a Kafka topic name is 1-249 characters of letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _lake_uri(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme in ("s3", "s3a"):
+        if not parsed.netloc:
+            raise ValueError("an s3:// URI needs a bucket, e.g. s3://my-bucket/lake")
+        return value
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"scheme '{parsed.scheme}://' is not supported; use a local path or s3://bucket/prefix")
+    return value
+
+
+def _warehouse_url(value: str) -> str:
+    scheme = urlparse(value).scheme.split("+", 1)[0]
+    if scheme not in _WAREHOUSE_SCHEMES:
+        raise ValueError("use duckdb:///path/to/file.duckdb, postgresql://user@host:port/db or redshift://…")
+    return value
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Effective platform settings. Field ``foo_bar`` is set by ``SMARTCITY_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=PROJECT_ROOT / ".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    profile: Literal["local", "aws"] = Field("local", description="'local' (embedded services) or 'aws'")
+    var_dir: Path = Field(
+        PROJECT_ROOT / "var", description="directory for everything written at run time (broker, lake, logs)"
+    )
+
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port…] of the brokers; defaults to the local broker's listener"
+    )
+    kafka_listen_host: str = Field("127.0.0.1", description="address the local broker listens on")
+    kafka_port: Port = Field(9092, description="port of the local broker's client listener (1-65535)")
+    kafka_controller_port: Port = Field(9093, description="port of the local KRaft controller (1-65535)")
+    kafka_partitions: int = Field(3, ge=1, le=1000, description="partitions per topic, 1-1000")
+
+    vehicle_topic: TopicName = Field("vehicle_data", description="topic of vehicle events")
+    gps_topic: TopicName = Field("gps_data", description="topic of GPS events")
+    traffic_topic: TopicName = Field("traffic_data", description="topic of traffic-camera events")
+    weather_topic: TopicName = Field("weather_data", description="topic of weather-station events")
+    emergency_topic: TopicName = Field("emergency_data", description="topic of emergency events")
+
+    lake_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
+        None, description="lake root: a local path or s3://bucket/prefix; defaults to <var_dir>/lake"
+    )
+    checkpoint_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
+        None, description="Spark checkpoint root: a local path or s3://…; defaults to <var_dir>/checkpoints"
+    )
+    warehouse_url: Annotated[str, AfterValidator(_warehouse_url)] | None = Field(
+        None,
+        description="duckdb:///file, postgresql://… or redshift://…; defaults to <var_dir>/warehouse.duckdb",
+    )
+
+    dagster_host: str = Field("127.0.0.1", description="address the Dagster UI listens on")
+    dagster_port: Port = Field(3000, description="port of the Dagster UI (1-65535)")
+    java_home: Path | None = Field(None, description="JDK 17+ to use; defaults to JAVA_HOME, then PATH")
+
+    @model_validator(mode="after")
+    def _profile_consistency(self) -> Settings:
+        if self.profile == "aws" and not str(self.lake_uri or "").startswith(("s3://", "s3a://")):
+            raise ValueError("SMARTCITY_LAKE_URI must be an s3:// URI when SMARTCITY_PROFILE=aws")
+        if self.kafka_port == self.kafka_controller_port:
+            raise ValueError("SMARTCITY_KAFKA_PORT and SMARTCITY_KAFKA_CONTROLLER_PORT must differ")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"{self.kafka_listen_host}:{self.kafka_port}"
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Stream name (as in the data contracts) → Kafka topic name."""
+        return {
+            "vehicle": self.vehicle_topic,
+            "gps": self.gps_topic,
+            "traffic": self.traffic_topic,
+            "weather": self.weather_topic,
+            "emergency": self.emergency_topic,
+        }
+
+    @property
+    def lake(self) -> str:
+        return self.lake_uri or str(self.var_dir / "lake")
+
+    @property
+    def checkpoints(self) -> str:
+        return self.checkpoint_uri or str(self.var_dir / "checkpoints")
+
+    @property
+    def warehouse(self) -> str:
+        return self.warehouse_url or f"duckdb:///{self.var_dir / 'warehouse.duckdb'}"
+
+    @cached_property
+    def paths(self) -> RuntimePaths:
+        return RuntimePaths(self.var_dir)
+
+    def public_items(self) -> dict[str, str]:
+        """Every setting with its effective value, keyed by environment variable, for `smartcity config`."""
+        items = {f"{ENV_PREFIX}{name.upper()}": getattr(self, name) for name in type(self).model_fields}
+        items[f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
+        items[f"{ENV_PREFIX}LAKE_URI"] = self.lake
+        items[f"{ENV_PREFIX}CHECKPOINT_URI"] = self.checkpoints
+        items[f"{ENV_PREFIX}WAREHOUSE_URL"] = _redact(self.warehouse)
+        return {key: "" if value is None else str(value) for key, value in items.items()}
+
+
+class RuntimePaths:
+    """Where each component writes under ``var/``; one place so logs and state are easy to find."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.root = var_dir.resolve()
+        self.logs = self.root / "logs"
+        self.jars = self.root / "jars"
+        self.kafka = self.root / "kafka"
+        self.kafka_data = self.kafka / "data"
+        self.dagster_home = self.root / "dagster"
+
+    def ensure(self) -> None:
+        """Create the runtime directories, failing with a clear message when ``var/`` is not writable."""
+        for directory in (self.logs, self.jars, self.kafka_data, self.dagster_home):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {directory}: {exc.strerror}. Make {self.root} writable or point "
+                    f"{ENV_PREFIX}VAR_DIR at a writable directory."
+                ) from exc
+
+
+def _redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    return sorted(key for key in environ if key.startswith(ENV_PREFIX) and key not in known)
+
+
+def _describe(error: dict) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if not field:
+        return error["msg"].removeprefix("Value error, ")
+    variable = f"{ENV_PREFIX}{field.upper()}"
+    allowed = Settings.model_fields[field].description if field in Settings.model_fields else ""
+    given = error.get("input")
+    return f"{variable}={given!r} is invalid: {error['msg'].removeprefix('Value error, ')}" + (
+        f" (expected {allowed})" if allowed else ""
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; any problem raises :class:`ConfigError` naming the variable."""
+    unknown = _unknown_variables(dict(os.environ))
+    if unknown:
+        known = ", ".join(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known settings are: {known}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(error) for error in exc.errors(include_url=False))
+        raise ConfigError(f"invalid configuration:\n  {problems}") from None

@@ -1,0 +1,91 @@
+"""The `smartcity` command: help on every subcommand, and the main job bringing services up and down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from smartcity.cli import cli
+from smartcity.kafka.broker import LocalBroker
+from tests.conftest import SMARTCITY, run_cli, settings_from
+
+
+def all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths += all_command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+@pytest.mark.parametrize("path", all_command_paths(cli), ids=lambda p: " ".join(p) or "smartcity")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ")
+    assert len(result.output.splitlines()) > 3
+
+
+def test_help_works_even_with_a_bad_configuration() -> None:
+    result = run_cli("kafka", "start", "--help", env={"SMARTCITY_PROFILE": "nope"})
+    assert result.returncode == 0
+    assert "Start the broker" in result.stdout
+
+
+def test_setup_is_idempotent() -> None:
+    first, second = run_cli("setup"), run_cli("setup")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "spark-kafka:" in second.stdout and "kafka-broker:" in second.stdout
+
+
+def graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.mark.broker
+def test_run_brings_up_broker_and_dagster_ui_then_stops_both(private_environment: dict[str, str]) -> None:
+    settings = settings_from(private_environment)
+    process = subprocess.Popen(
+        [SMARTCITY, "run"], env={**os.environ, **private_environment},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "".join(output)
+            output.append(line)
+            if "platform is up" in line:
+                break
+        assert any("platform is up" in line for line in output), "".join(output)
+        url = f"http://127.0.0.1:{settings.dagster_port}"
+        assets = graphql(url, "{ assetNodes { assetKey { path } } }")["data"]["assetNodes"]
+        assert sorted(tuple(node["assetKey"]["path"]) for node in assets) == sorted(
+            ("kafka", topic) for topic in settings.topics.values()
+        )
+        status = run_cli("kafka", "status", env=private_environment)
+        assert status.returncode == 0 and all(topic in status.stdout for topic in settings.topics.values())
+    finally:
+        process.send_signal(signal.SIGINT)
+        remaining, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, "".join(output) + remaining
+    assert LocalBroker(settings).running_pid() is None
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
