@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -127,13 +128,85 @@ def kafka_tail(
             break
 
 
-@cli.command("run")
+def _fault_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One ``--<kind>-rate`` option per fault kind, plus ``--malformed-rate`` spread over the malformed kinds."""
+    from simulator.faults import FAULT_KINDS
+
+    for kind in reversed(FAULT_KINDS):
+        command = click.option(
+            f"--{kind.replace('_', '-')}-rate",
+            kind,
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            help=f"Fraction of events sent as {kind.replace('_', ' ')}.",
+        )(command)
+    return click.option(
+        "--malformed-rate",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        help="Fraction of malformed events, spread evenly over the six malformed kinds.",
+    )(command)
+
+
+@cli.command("simulate")
+@click.option("--vehicles", type=click.IntRange(min=1), default=50, show_default=True, help="Fleet size.")
+@click.option("--cameras", type=click.IntRange(min=1), default=12, show_default=True, help="Traffic cameras.")
+@click.option("--weather-stations", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--incidents-per-hour", type=click.FloatRange(min=0), default=12.0, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Cap on messages per second (0: no cap).",
+)
+@click.option(
+    "--speedup",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second (1: real time; 0: as fast as possible).",
+)
+@click.option("--max-events", type=click.IntRange(min=1), help="Stop after generating this many events.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--seed", type=int, help="Random seed; the same seed and --start give the same events.")
+@click.option("--start", help="Simulated start time, ISO 8601 (default: now, UTC).")
+@click.option(
+    "--dry-run",
+    "dry_run_to",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write JSON lines to this file ('-' for stdout) instead of sending to Kafka.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV of every acknowledged message: event_id, topic, partition, offset, valid, fault.",
+)
+@click.option(
+    "--delivery-timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds before an undelivered message counts as failed.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@_fault_options
 @_with_settings
-def run_command(settings: Settings) -> None:
-    """Run the platform in the foreground: the Kafka broker and the Dagster UI. Ctrl-C stops both."""
+def simulate_command(settings: Settings, **options: Any) -> None:
+    """Simulate the city's devices and send their events to Kafka (or to a file with --dry-run)."""
+    from simulator.cli import simulate
+
+    sys.exit(simulate(settings, options))
+
+
+@cli.command("run")
+@click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
+@_with_settings
+def run_command(settings: Settings, simulate: bool) -> None:
+    """Run the platform in the foreground: Kafka broker, city simulator, Dagster UI. Ctrl-C stops them all."""
     from smartcity.platform import run_platform
 
-    run_platform(settings)
+    run_platform(settings, simulate=simulate)
 
 
 def main() -> None:

@@ -110,13 +110,21 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
         (staging_dir / "ivy.xml").write_text(bundle.ivy_xml())
         retrieved = staging_dir / "jars"
         command = [
-            str(java.executable), "-jar", str(_ivy_jar()),
-            "-ivy", str(staging_dir / "ivy.xml"),
-            "-confs", "default",
-            "-cache", str(settings.paths.jars / "ivy-cache"),
-            "-retrieve", f"{retrieved}/[artifact]-[revision](-[classifier]).[ext]",
-            "-types", "jar", "bundle",
-        ]  # fmt: skip
+            str(java.executable),
+            "-jar",
+            str(_ivy_jar()),
+            "-ivy",
+            str(staging_dir / "ivy.xml"),
+            "-confs",
+            "default",
+            "-cache",
+            str(settings.paths.jars / "ivy-cache"),
+            "-retrieve",
+            f"{retrieved}/[artifact]-[revision](-[classifier]).[ext]",
+            "-types",
+            "jar",
+            "bundle",
+        ]
         log_file = settings.paths.logs / f"jars-{bundle.name}.log"
         with log_file.open("w") as out:
             result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)

@@ -1,7 +1,8 @@
 """The main job: bring the platform's services up in the foreground and take them down on Ctrl-C.
 
-Today that is the Kafka broker (with its topics) and Dagster (webserver and daemon via ``dagster dev``)
-loading ``workspace.yaml``. Each service logs to ``var/logs/<component>.log``.
+Today that is the Kafka broker (with its topics), the city simulator sending events in real time, and Dagster
+(webserver and daemon via ``dagster dev``) loading ``workspace.yaml``. Each service logs to
+``var/logs/<service>.log``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from types import FrameType
 
 from smartcity.errors import PlatformError
@@ -23,6 +25,41 @@ from smartcity.ports import require_free_port
 from smartcity.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """A child process of the main job, in its own session so a terminal's Ctrl-C reaches it only through us."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGINT (the graceful shutdown of Dagster and the simulator), then SIGKILL to the group if it hangs."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start_service(settings: Settings, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
+    log_file = settings.paths.logs / f"{name}.log"
+    with log_file.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env or dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    log.info("%s started (pid %d), log: %s", name, process.pid, log_file)
+    return Service(name, process)
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:
@@ -37,83 +74,82 @@ def dagster_url(settings: Settings) -> str:
     return f"http://{settings.dagster_host}:{settings.dagster_port}"
 
 
-def start_dagster(settings: Settings) -> subprocess.Popen[bytes]:
-    """Start ``dagster dev`` (webserver + daemon) in its own session, logging to var/logs/dagster.log."""
+def start_dagster(settings: Settings) -> Service:
+    """``dagster dev`` (webserver + daemon) on the configured address, returning once the UI answers."""
     require_free_port(settings.dagster_host, settings.dagster_port, "DAGSTER_PORT")
-    command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(PROJECT_ROOT / "workspace.yaml"),
-        "--host", settings.dagster_host, "--port", str(settings.dagster_port),
-    ]  # fmt: skip
-    log_file = settings.paths.logs / "dagster.log"
-    with log_file.open("ab") as out:
-        return subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=dagster_environment(settings), stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+    command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
+    service = start_service(settings, "dagster", command, dagster_environment(settings))
+    wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
+    return service
 
 
-def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float, log_name: str) -> None:
-    """Wait until ``url`` answers, failing early if ``process`` exits."""
+def start_simulator(settings: Settings) -> Service:
+    """The city simulator in real time (default fleet), so data flows as soon as the platform is up."""
+    command = [sys.executable, "-m", "smartcity", "simulate", "--speedup", "1", "--no-progress"]
+    return start_service(settings, "simulator", command)
+
+
+def wait_for_http(url: str, service: Service, timeout: float) -> None:
+    """Wait until ``url`` answers, failing early if the service exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise PlatformError(f"{log_name} exited with status {process.returncode}; see var/logs/{log_name}.log")
+        if service.process.poll() is not None:
+            status = service.process.returncode
+            raise PlatformError(f"{service.name} exited with status {status}; see var/logs/{service.name}.log")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(1)
-    raise PlatformError(f"{url} did not answer within {timeout:.0f}s; see var/logs/{log_name}.log")
+    raise PlatformError(f"{url} did not answer within {timeout:.0f}s; see var/logs/{service.name}.log")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGINT (Dagster's graceful shutdown), then SIGKILL to the whole group if it hangs."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def _watch(services: list[Service]) -> None:
+    """Block until a service exits (which is an error: they run until we stop them)."""
+    while True:
+        for service in services:
+            if service.process.poll() is not None:
+                raise PlatformError(
+                    f"{service.name} exited unexpectedly (status {service.process.returncode}); "
+                    f"see var/logs/{service.name}.log"
+                )
+        time.sleep(1)
 
 
-def run_platform(settings: Settings) -> None:
-    """Start the broker and Dagster, print where to look, and keep running until interrupted."""
+def run_platform(settings: Settings, simulate: bool = True) -> None:
+    """Start the broker and the services, print where to look, and keep running until interrupted."""
     settings.paths.ensure()
     resolve_all(settings)
     broker = LocalBroker(settings)
     started = broker.start()
-    log.info(
-        "kafka broker %s on %s",
-        "already running" if started.already_running else "started",
-        settings.bootstrap_servers,
-    )
-    dagster: subprocess.Popen[bytes] | None = None
+    state = "already running" if started.already_running else "started"
+    log.info("kafka broker %s on %s", state, settings.bootstrap_servers)
+    services: list[Service] = []
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        dagster = start_dagster(settings)
-        wait_for_http(f"{dagster_url(settings)}/server_info", dagster, timeout=180, log_name="dagster")
+        if simulate:
+            services.append(start_simulator(settings))
+        services.append(start_dagster(settings))
         print(
             "\nsmart-city platform is up (Ctrl-C stops it)\n"
             f"  Dagster UI     {dagster_url(settings)}\n"
-            f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status)\n"
+            f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
+            f"  simulator      {'real time, default city' if simulate else 'off'}\n"
             f"  logs           {settings.paths.logs}\n",
             flush=True,
         )
-        dagster.wait()
-        raise PlatformError("dagster exited unexpectedly; see var/logs/dagster.log")
+        _watch(services)
     except KeyboardInterrupt:
         log.info("stopping…")
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if dagster is not None:
-            stop_process(dagster)
+        for service in reversed(services):
+            service.stop()
         if not started.already_running:
             broker.stop()
         log.info("stopped")

@@ -62,9 +62,12 @@ def graphql(url: str, query: str) -> dict:
 def test_run_brings_up_broker_and_dagster_ui_then_stops_both(private_environment: dict[str, str]) -> None:
     settings = settings_from(private_environment)
     process = subprocess.Popen(
-        [SMARTCITY, "run"], env={**os.environ, **private_environment},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [SMARTCITY, "run"],
+        env={**os.environ, **private_environment},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output: list[str] = []
     try:
         deadline = time.monotonic() + 300
@@ -72,7 +75,7 @@ def test_run_brings_up_broker_and_dagster_ui_then_stops_both(private_environment
             line = process.stdout.readline()
             assert line or process.poll() is None, "".join(output)
             output.append(line)
-            if "platform is up" in line:
+            if line.startswith("  logs "):  # the last line of the banner
                 break
         assert any("platform is up" in line for line in output), "".join(output)
         url = f"http://127.0.0.1:{settings.dagster_port}"
@@ -80,12 +83,19 @@ def test_run_brings_up_broker_and_dagster_ui_then_stops_both(private_environment
         assert sorted(tuple(node["assetKey"]["path"]) for node in assets) == sorted(
             ("kafka", topic) for topic in settings.topics.values()
         )
-        status = run_cli("kafka", "status", env=private_environment)
-        assert status.returncode == 0 and all(topic in status.stdout for topic in settings.topics.values())
+        assert "simulator      real time" in "".join(output)
+        vehicle_messages = 0
+        while vehicle_messages == 0 and time.monotonic() < deadline:  # the simulator's events arrive
+            status = run_cli("kafka", "status", env=private_environment)
+            assert status.returncode == 0 and all(topic in status.stdout for topic in settings.topics.values())
+            rows = [line.split() for line in status.stdout.splitlines() if line.startswith(settings.vehicle_topic)]
+            vehicle_messages = sum(int(row[4]) for row in rows)
+        assert vehicle_messages > 0
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)
     assert process.returncode == 0, "".join(output) + remaining
     assert LocalBroker(settings).running_pid() is None
+    assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)

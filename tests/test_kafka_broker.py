@@ -50,9 +50,10 @@ def test_message_round_trip(broker: LocalBroker, settings: Settings) -> None:
     produce(settings, topic, sent)
 
     received = [
-        message.value() for message in consume(settings, topic, from_beginning=True, idle_timeout=5)
+        message.value()
+        for message in consume(settings, topic, from_beginning=True, idle_timeout=5)
         if json.loads(message.value())["run"] == run_id
-    ]  # fmt: skip
+    ]
     assert sorted(received) == sorted(sent)
     after = sum(row.high for row in topic_offsets(settings) if row.topic == topic)
     assert after - before == len(sent)

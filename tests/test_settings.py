@@ -16,8 +16,12 @@ def test_defaults_describe_the_local_profile(settings: Settings) -> None:
     assert settings.bootstrap_servers == f"127.0.0.1:{settings.kafka_port}"
     assert settings.kafka_partitions == 3
     assert list(settings.topics.values()) == [
-        "vehicle_data", "gps_data", "traffic_data", "weather_data", "emergency_data",
-    ]  # fmt: skip
+        "vehicle_data",
+        "gps_data",
+        "traffic_data",
+        "weather_data",
+        "emergency_data",
+    ]
     assert settings.lake == str(settings.var_dir / "lake")
     assert settings.warehouse == f"duckdb:///{settings.var_dir / 'warehouse.duckdb'}"
 

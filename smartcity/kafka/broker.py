@@ -106,12 +106,17 @@ class LocalBroker:
         self._write_config()
         self._format_storage(java.executable, jars)
         command = [
-            str(java.executable), HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            str(java.executable),
+            HEAP,
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.paths.logs}",
-            "-cp", os.pathsep.join(str(jar) for jar in jars),
-            MAIN_CLASS, str(self.config_file),
-        ]  # fmt: skip
+            "-cp",
+            os.pathsep.join(str(jar) for jar in jars),
+            MAIN_CLASS,
+            str(self.config_file),
+        ]
         with self.log_file.open("ab") as out:
             process = subprocess.Popen(
                 command,
@@ -158,10 +163,18 @@ class LocalBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = [
-            str(java), f"-Dlog4j2.configurationFile={self.log4j_file}",
-            "-cp", os.pathsep.join(str(jar) for jar in jars),
-            STORAGE_TOOL, "format", "--ignore-formatted", "-t", cluster_id, "-c", str(self.config_file),
-        ]  # fmt: skip
+            str(java),
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            "-cp",
+            os.pathsep.join(str(jar) for jar in jars),
+            STORAGE_TOOL,
+            "format",
+            "--ignore-formatted",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_file),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise BrokerError(
