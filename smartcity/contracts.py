@@ -19,8 +19,23 @@ SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 FieldType = Literal["string", "uuid", "timestamp", "double", "integer"]
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+# Shared with the Spark validation (Java regex syntax is the same for these).
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+_UUID = re.compile(UUID_PATTERN)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+# Why a record is quarantined, checked in this order (the first that applies is recorded).
+QUARANTINE_REASONS = (
+    "oversized",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "invalid_format",
+    "out_of_range",
+    "unknown_field",
+)
 
 
 @dataclass(frozen=True)

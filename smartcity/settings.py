@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="duckdb:///file, postgresql://… or redshift://…; defaults to <var_dir>/warehouse.duckdb",
     )
 
+    spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077")
+    spark_driver_memory: str = Field("2g", description="Spark driver memory, e.g. 2g")
+    stream_trigger_seconds: float = Field(10.0, gt=0, le=3600, description="micro-batch interval in seconds")
+    stream_max_offsets_per_trigger: int = Field(
+        500_000, ge=1, description="upper bound of Kafka records per micro-batch (at least 1)"
+    )
+
     dagster_host: str = Field("127.0.0.1", description="address the Dagster UI listens on")
     dagster_port: Port = Field(3000, description="port of the Dagster UI (1-65535)")
     java_home: Path | None = Field(None, description="JDK 17+ to use; defaults to JAVA_HOME, then PATH")
@@ -157,10 +164,11 @@ class RuntimePaths:
         self.kafka = self.root / "kafka"
         self.kafka_data = self.kafka / "data"
         self.dagster_home = self.root / "dagster"
+        self.stream = self.root / "stream"
 
     def ensure(self) -> None:
         """Create the runtime directories, failing with a clear message when ``var/`` is not writable."""
-        for directory in (self.logs, self.jars, self.kafka_data, self.dagster_home):
+        for directory in (self.logs, self.jars, self.kafka_data, self.dagster_home, self.stream):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

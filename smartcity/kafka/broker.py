@@ -18,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from smartcity.jars import KAFKA_BROKER, classpath
 from smartcity.java import find_java
 from smartcity.kafka.admin import ensure_topics, wait_until_reachable
 from smartcity.ports import require_free_port
+from smartcity.processes import is_alive, wait_dead
 from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class LocalBroker:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _is_alive(pid) and MAIN_CLASS in _command_line(pid) and str(self.config_file) in _command_line(pid):
+        if is_alive(pid, MAIN_CLASS, str(self.config_file)):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -185,7 +186,7 @@ class LocalBroker:
     def _await_ready(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if not _is_alive(pid):
+            if not is_alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     f"the Kafka broker exited during start-up; last lines of {self.log_file}:\n{self.log_tail()}"
@@ -213,10 +214,10 @@ class LocalBroker:
         if pid is None:
             return None
         os.kill(pid, signal.SIGTERM)
-        if not _wait_dead(pid, timeout):
+        if not wait_dead(pid, timeout):
             log.warning("broker pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
             os.kill(pid, signal.SIGKILL)
-            _wait_dead(pid, 10)
+            wait_dead(pid, 10)
         self.pid_file.unlink(missing_ok=True)
         return pid
 
@@ -225,35 +226,3 @@ class LocalBroker:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log yet)"
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if ``pid`` is our own child, so a killed broker is not seen as a zombie."""
-    with suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _is_alive(pid: int) -> bool:
-    _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    return not state.stdout.strip().startswith("Z")
-
-
-def _command_line(pid: int) -> str:
-    result = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    return result.stdout
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _is_alive(pid):
-            return True
-        time.sleep(0.2)
-    return not _is_alive(pid)

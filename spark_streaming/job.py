@@ -1,0 +1,283 @@
+"""The Structured Streaming job: Kafka → contract validation → raw zone and quarantine, exactly once for readers.
+
+Each micro-batch runs :class:`BatchWriter` (``foreachBatch``): records are validated against their topic's
+contract, written by Spark to a staging prefix, then published under batch-derived names (see
+:mod:`spark_streaming.lake` and docs/streaming.md). Spark's checkpoint (offset and commit logs) decides
+which Kafka offsets each batch holds, so a batch replayed after a crash rewrites the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from smartcity.contracts import CONTRACTS, Contract
+from smartcity.errors import BrokerError, PlatformError
+from smartcity.jars import SPARK_KAFKA, classpath
+from smartcity.kafka.admin import admin_client
+from smartcity.settings import Settings
+from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts
+from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
+
+log = logging.getLogger(__name__)
+QUERY_NAME = "raw_ingest"
+FINGERPRINT_FILE = "smartcity-query.json"
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class StreamPaths:
+    lake: Lake
+    checkpoint: Path
+    heartbeat: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> StreamPaths:
+        return cls(
+            lake=Lake(local_root(settings.lake)),
+            checkpoint=local_root(settings.checkpoints) / QUERY_NAME,
+            heartbeat=settings.paths.stream / "heartbeat.json",
+        )
+
+
+def spark_session(settings: Settings, app_name: str) -> SparkSession:
+    """A session with the pre-resolved Kafka connector jars; under spark-submit its master wins."""
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.jars", ",".join(str(jar) for jar in classpath(settings, SPARK_KAFKA)))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .config("spark.sql.parquet.compression.codec", "zstd")
+        # Staged output is published by rename anyway: skip the committer's second rename and _SUCCESS files.
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version", "2")
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.sql.adaptive.enabled", "false")
+    )
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
+        builder = builder.master(settings.spark_master)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def fingerprint(settings: Settings) -> dict[str, object]:
+    """What a checkpoint is bound to: resuming it with anything else would read the wrong offsets."""
+    return {
+        "query": QUERY_NAME,
+        "topics": sorted(settings.topics.values()),
+        "bootstrap_servers": settings.bootstrap_servers,
+        "lake": str(local_root(settings.lake)),
+    }
+
+
+def verify_checkpoint(checkpoint: Path, expected: dict[str, object]) -> None:
+    """Refuse a checkpoint made for another query instead of silently restarting from earliest or latest."""
+    marker = checkpoint / FINGERPRINT_FILE
+    if marker.exists():
+        found = json.loads(marker.read_text())
+        if found != expected:
+            changed = ", ".join(sorted(k for k in expected.keys() | found.keys() if found.get(k) != expected.get(k)))
+            raise PlatformError(
+                f"the checkpoint {checkpoint} belongs to a different query (changed: {changed}; checkpoint has "
+                f"{json.dumps(found)}). Restore the settings, or point SMARTCITY_CHECKPOINT_URI at a new "
+                "directory to start over deliberately."
+            )
+        return
+    if (checkpoint / "offsets").exists():
+        raise PlatformError(f"the checkpoint {checkpoint} has offsets but no {FINGERPRINT_FILE}; refusing to guess")
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(expected, indent=2, sort_keys=True))
+
+
+def kafka_ready(settings: Settings, timeout: float) -> str | None:
+    """None when the brokers answer and every topic exists; otherwise what is wrong."""
+    try:
+        topics = admin_client(settings).list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        return f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()})"
+    missing = sorted(set(settings.topics.values()) - set(topics))
+    return f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}" if missing else None
+
+
+def wait_for_kafka(settings: Settings, stop: threading.Event, attempts: int | None) -> None:
+    """Retry with exponential backoff until Kafka is ready; give up after ``attempts`` (None: never)."""
+    delay, attempt = 1.0, 0
+    while (problem := kafka_ready(settings, timeout=5)) is not None:
+        attempt += 1
+        if attempts is not None and attempt >= attempts:
+            raise BrokerError(f"{problem}; gave up after {attempt} attempts. Start it with `smartcity kafka start`.")
+        log.warning("%s; retrying in %.0fs (attempt %d)", problem, delay, attempt)
+        if stop.wait(delay):
+            raise KeyboardInterrupt
+        delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+class BatchWriter:
+    """``foreachBatch`` handler: validate, stage, publish, and record a manifest of what was published."""
+
+    def __init__(self, settings: Settings, paths: StreamPaths) -> None:
+        self.topics = {topic: CONTRACTS[stream] for stream, topic in settings.topics.items()}
+        self.paths = paths
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        lake = self.paths.lake
+        lake.forget_intents(before=batch_id)  # batches before this one are in Spark's commit log
+        lake.undo_publish(batch_id)  # a replay: take back what an interrupted attempt published
+        stage = lake.stage(batch_id)
+        shutil.rmtree(stage, ignore_errors=True)
+        batch.persist()
+        try:
+            with ThreadPoolExecutor(max_workers=len(self.topics)) as pool:
+                list(pool.map(lambda item: self._stage_topic(batch, stage, *item), self.topics.items()))
+        finally:
+            batch.unpersist()
+        moves = [
+            *[move for topic in self.topics for move in lake.plan(stage / "raw" / topic, lake.raw / topic, batch_id)],
+            *[move for t in self.topics for move in lake.plan(stage / "quarantine" / t, lake.quarantine / t, batch_id)],
+        ]
+        lake.publish(batch_id, moves)
+        manifest = self._manifest(batch_id, [target for _, target in moves])
+        lake.write_manifest(batch_id, manifest)
+        shutil.rmtree(stage, ignore_errors=True)
+        log.info(
+            "batch %d: %d raw rows, %d quarantined, published in %.1fs",
+            batch_id, sum(manifest["raw_rows"].values()), sum(manifest["quarantine_rows"].values()),
+            time.monotonic() - started,
+        )  # fmt: skip
+        write_heartbeat(self.paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": batch_id})
+
+    def _stage_topic(self, batch: DataFrame, stage: Path, topic: str, contract: Contract) -> None:
+        """Validate one topic's records and write its raw and quarantine files to the staging prefix.
+
+        Each output is coalesced to one task: the five topics run concurrently, and an hour gets one file
+        per batch instead of one per Kafka partition.
+        """
+        checked = fast_pass(batch.where(F.col("topic") == topic), contract).persist()
+        diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
+        try:
+            valid = clean_rows(checked, contract).unionByName(diagnosed.where(F.col("reason").isNull()))
+            valid_rows(valid, contract).coalesce(1).write.mode("overwrite").partitionBy(
+                "event_date", "event_hour"
+            ).parquet(str(stage / "raw" / topic))
+            quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy("ingest_date").parquet(
+                str(stage / "quarantine" / topic)
+            )
+        finally:
+            diagnosed.unpersist()
+            checked.unpersist()
+        log.debug("%s staged", topic)
+
+    def _manifest(self, batch_id: int, published: list[Path]) -> dict:
+        lake = self.paths.lake
+        raw = [file for file in published if file.is_relative_to(lake.raw)]
+        quarantine = [file for file in published if file.is_relative_to(lake.quarantine)]
+        return {
+            "batch_id": batch_id,
+            "published_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "raw_rows": {str(d): n for d, n in row_counts(raw, lake.raw).items()},
+            "quarantine_rows": quarantine_reasons(quarantine, lake.quarantine),
+        }
+
+
+def write_heartbeat(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({**state, "at": datetime.now(UTC).isoformat(timespec="seconds")}))
+    os.replace(temporary, path)
+
+
+def start_query(spark: SparkSession, settings: Settings, paths: StreamPaths, available_now: bool) -> StreamingQuery:
+    source = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", ",".join(settings.topics.values()))
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", settings.stream_max_offsets_per_trigger)
+        .load()
+    )
+    writer = source.writeStream.queryName(QUERY_NAME).foreachBatch(BatchWriter(settings, paths))
+    writer = writer.option("checkpointLocation", str(paths.checkpoint))
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+    return writer.start()
+
+
+def _await(query: StreamingQuery, stop: threading.Event) -> None:
+    """Wait for the query to end; on a stop request, let the running batch commit, then stop it."""
+    while query.isActive:
+        if stop.is_set():
+            while query.isActive and query.status.get("isTriggerActive"):
+                time.sleep(0.1)
+            query.stop()
+            break
+        query.awaitTermination(0.5)
+    error = query.exception()
+    if error is not None:
+        raise StreamingQueryException(error.desc, error.stackTrace)  # type: ignore[arg-type]
+
+
+def _kafka_trouble(error: Exception) -> bool:
+    text = str(error)
+    return any(
+        marker in text
+        for marker in (
+            "TimeoutException",
+            "Timeout of",
+            "UnknownTopicOrPartition",
+            "Broker may not be available",
+            "Failed to construct kafka consumer",
+        )
+    )
+
+
+def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -> None:
+    """Run the ingestion query until stopped (continuous) or until Kafka is drained (available-now)."""
+    paths = StreamPaths.of(settings)
+    verify_checkpoint(paths.checkpoint, fingerprint(settings))
+    wait_for_kafka(settings, stop, attempts=3 if available_now else None)
+    spark = spark_session(settings, "smartcity-raw-ingest")
+    delay = 1.0
+    try:
+        while not stop.is_set():
+            query = start_query(spark, settings, paths, available_now)
+            write_heartbeat(paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": None})
+            log.info("query %s started (%s), checkpoint %s", QUERY_NAME,
+                     "available-now" if available_now else f"every {settings.stream_trigger_seconds:g}s",
+                     paths.checkpoint)  # fmt: skip
+            try:
+                _await(query, stop)
+                return
+            except StreamingQueryException as exc:
+                if available_now or not _kafka_trouble(exc):
+                    raise PlatformError(f"the streaming query failed: {str(exc).splitlines()[0]}") from exc
+                log.warning("Kafka trouble (%s); restarting the query in %.0fs", str(exc).splitlines()[0], delay)
+                if stop.wait(delay):
+                    return
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                wait_for_kafka(settings, stop, attempts=None)
+    finally:
+        write_heartbeat(paths.heartbeat, {"pid": os.getpid(), "state": "stopped", "last_batch": None})
+        spark.stop()

@@ -1,0 +1,248 @@
+"""Spark expressions derived from the data contracts: parse Kafka payloads, type them, or say why not.
+
+Two passes keep this both exact and fast. The fast pass parses every payload with ``from_json`` against the
+contract's typed schema and flags as *suspect* any record that is oversized, not UTF-8, not parseable into
+the schema (its corrupt-record column is set; ``from_json`` alone would give a row of nulls), missing a
+required field, out of range, badly formatted or carrying unknown fields. Only suspects take the precise
+pass: parsed as VARIANT (``try_parse_json``), which keeps JSON token types, each check of
+:mod:`smartcity.contracts` runs in the order of ``QUARANTINE_REASONS`` and the first failure becomes the
+record's ``reason`` with a human ``reason_detail``; a suspect that passes every check is valid after all.
+One leniency remains from ``from_json``: a JSON number where the contract wants a string is kept as its text.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from smartcity.contracts import (
+    MAX_PAYLOAD_BYTES,
+    QUARANTINE_REASONS,
+    TIMESTAMP_PATTERN,
+    UUID_PATTERN,
+    Contract,
+    Field,
+)
+
+SPARK_TYPES = {"string": "string", "uuid": "string", "timestamp": "timestamp", "double": "double", "integer": "bigint"}
+_NUMERIC = r"^(BIGINT|INT|SMALLINT|TINYINT|DOUBLE|FLOAT|DECIMAL\(\d+,\d+\))$"
+_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+QUARANTINE_COLUMNS = (
+    *KAFKA_COLUMNS, "kafka_key", "raw_text", "raw_bytes", "reason", "reason_detail", "ingest_time", "ingest_date",
+)  # fmt: skip
+
+
+def raw_columns(contract: Contract) -> list[tuple[str, str]]:
+    """(name, Spark SQL type) of a raw-zone table: the contract's fields, Kafka metadata, partition columns."""
+    fields = [(field.name, SPARK_TYPES[field.type]) for field in contract.fields]
+    kafka = [("kafka_topic", "string"), ("kafka_partition", "int"), ("kafka_offset", "bigint"),
+             ("kafka_timestamp", "timestamp"), ("ingest_time", "timestamp")]  # fmt: skip
+    return [*fields, *kafka, ("event_date", "string"), ("event_hour", "string")]
+
+
+def _raw(field: Field) -> str:
+    return f"_raw_{field.name}"
+
+
+def _type(field: Field) -> str:
+    return f"_type_{field.name}"
+
+
+def _present(field: Field) -> Column:
+    return F.col(_type(field)).isNotNull() & (F.col(_type(field)) != "VOID")
+
+
+def _type_ok(field: Field) -> Column:
+    kind = F.col(_type(field))
+    if field.type in ("string", "uuid", "timestamp"):
+        return kind == "STRING"
+    numeric = kind.rlike(_NUMERIC)
+    if field.type == "integer":
+        value = F.expr(f"try_variant_get({_raw(field)}, '$', 'double')")
+        return numeric & (value == F.floor(value))
+    return numeric
+
+
+def _typed(field: Field) -> Column:
+    if field.type == "timestamp":
+        return F.try_to_timestamp(F.expr(f"variant_get({_raw(field)}, '$', 'string')"), F.lit(_TIMESTAMP_FORMAT))
+    return F.expr(f"try_variant_get({_raw(field)}, '$', '{SPARK_TYPES[field.type]}')")
+
+
+def _format_ok(field: Field) -> Column | None:
+    value = F.expr(f"variant_get({_raw(field)}, '$', 'string')")
+    if field.type == "uuid":
+        return value.rlike(UUID_PATTERN)
+    if field.type == "timestamp":
+        return value.rlike(TIMESTAMP_PATTERN) & _typed(field).isNotNull()
+    return None
+
+
+def _range_ok(field: Field) -> Column | None:
+    value = F.col(field.name)
+    conditions = []
+    if field.minimum is not None:
+        conditions.append(value >= F.lit(field.minimum))
+    if field.maximum is not None:
+        conditions.append(value <= F.lit(field.maximum))
+    if field.allowed is not None:
+        conditions.append(value.isin(*field.allowed))
+    return reduce(Column.__and__, conditions) if conditions else None
+
+
+def _failures(fields: list[Field], condition: object) -> Column:
+    """Comma-separated names of the fields for which ``condition(field)`` is false (NULL when none)."""
+    names = [F.when(~check, F.lit(field.name)) for field in fields if (check := condition(field)) is not None]
+    joined = F.concat_ws(", ", *names) if names else F.lit("")
+    return F.when(joined != "", joined)
+
+
+def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
+    """The precise pass: typed columns, Kafka metadata, ``reason`` and ``reason_detail`` (NULL when valid)."""
+    fields = list(contract.fields)
+    parsed = batch.select(
+        "*",
+        F.expr("is_valid_utf8(value)").alias("_utf8"),
+        # Oversized payloads are not parsed at all: their reason is known and parsing them is costly.
+        F.expr(f"try_parse_json(if(length(value) > {MAX_PAYLOAD_BYTES}, NULL, cast(value as string)))").alias("_v"),
+    )
+    extracted = parsed.select(
+        "*",
+        F.expr("schema_of_variant(_v)").alias("_shape"),
+        F.expr("json_object_keys(cast(_v as string))").alias("_keys"),
+        *[F.expr(f"variant_get(_v, '$.{field.name}')").alias(_raw(field)) for field in fields],
+    ).select("*", *[F.expr(f"schema_of_variant({_raw(field)})").alias(_type(field)) for field in fields])
+    typed = extracted.select("*", *[F.when(_present(f) & _type_ok(f), _typed(f)).alias(f.name) for f in fields])
+    present = {f.name: _present(f) for f in fields}
+    unknown = F.array_except(F.col("_keys"), F.array(*[F.lit(f.name) for f in fields]))
+    size = F.length("value")
+    checks = {
+        "oversized": (size > MAX_PAYLOAD_BYTES,
+                      F.format_string(f"payload of %d bytes exceeds {MAX_PAYLOAD_BYTES}", size)),
+        "invalid_utf8": (~F.col("_utf8"), F.lit("payload is not valid UTF-8")),
+        "invalid_json": (F.col("_v").isNull(), F.lit("payload is not valid JSON")),
+        "not_an_object": (~F.col("_shape").startswith("OBJECT"),
+                          F.concat(F.lit("expected a JSON object, got "), F.col("_shape"))),
+        "missing_field": _check(_failures([f for f in fields if f.required], lambda f: present[f.name]),
+                                "missing required field(s): "),
+        "wrong_type": _check(_failures(fields, lambda f: ~present[f.name] | _type_ok(f)), "wrong JSON type for: "),
+        "invalid_format": _check(
+            _failures(fields, lambda f: None if _format_ok(f) is None else ~present[f.name] | _format_ok(f)),
+            "invalid format of: ",
+        ),
+        "out_of_range": _check(
+            _failures(fields, lambda f: None if _range_ok(f) is None else F.col(f.name).isNull() | _range_ok(f)),
+            "out of range or not allowed: ",
+        ),
+        "unknown_field": (F.size(unknown) > 0, F.concat(F.lit("unknown field(s): "), F.array_join(unknown, ", "))),
+    }  # fmt: skip
+    assert tuple(checks) == QUARANTINE_REASONS
+    reason = F.coalesce(*[F.when(condition, F.lit(name)) for name, (condition, _) in checks.items()])
+    detail = F.coalesce(*[F.when(condition, text) for condition, text in checks.values()])
+    return typed.select(
+        *[F.col(f.name) for f in fields],
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("kafka_key"),
+        F.when(F.col("_utf8"), F.col("value").cast("string")).alias("raw_text"),
+        F.col("value").alias("raw_bytes"),
+        reason.alias("reason"),
+        detail.alias("reason_detail"),
+    )
+
+
+def _fast_schema(contract: Contract) -> str:
+    columns = [f"{f.name} {'string' if f.type == 'timestamp' else SPARK_TYPES[f.type]}" for f in contract.fields]
+    return ", ".join([*columns, "_corrupt string"])
+
+
+def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
+    """Typed columns from ``from_json`` plus a ``_suspect`` flag for anything the precise pass must look at."""
+    fields = list(contract.fields)
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
+    parsed = batch.select(
+        "*",
+        F.from_json(F.col("value").cast("string"), _fast_schema(contract), options).alias("_j"),
+        F.expr("json_object_keys(cast(value as string))").alias("_keys"),
+    )
+    typed = parsed.select(
+        "*",
+        *[
+            (F.try_to_timestamp(F.col(f"_j.{f.name}"), F.lit(_TIMESTAMP_FORMAT)) if f.type == "timestamp"
+             else F.col(f"_j.{f.name}")).alias(f.name)
+            for f in fields
+        ],
+    )  # fmt: skip
+    problems = [
+        F.length("value") > MAX_PAYLOAD_BYTES,
+        ~F.expr("is_valid_utf8(value)"),
+        F.col("_j._corrupt").isNotNull(),
+        F.col("_keys").isNull(),
+        F.size(F.array_except(F.col("_keys"), F.array(*[F.lit(f.name) for f in fields]))) > 0,
+    ]
+    for field in fields:
+        if field.required:
+            problems.append(F.col(field.name).isNull())
+        if (in_range := _range_ok(field)) is not None:
+            problems.append(F.col(field.name).isNotNull() & ~in_range)
+        if field.type in ("uuid", "timestamp"):
+            pattern = UUID_PATTERN if field.type == "uuid" else TIMESTAMP_PATTERN
+            problems.append(F.col(f"_j.{field.name}").isNotNull() & ~F.col(f"_j.{field.name}").rlike(pattern))
+    suspect = reduce(Column.__or__, [F.coalesce(problem, F.lit(True)) for problem in problems])
+    return typed.select(*batch.columns, *[f.name for f in fields], suspect.alias("_suspect"))
+
+
+def validate(batch: DataFrame, contract: Contract) -> DataFrame:
+    """Typed contract columns plus Kafka metadata, ``reason`` and ``reason_detail`` (both NULL when valid).
+
+    ``batch`` has the Kafka source's columns: key, value, topic, partition, offset, timestamp.
+    """
+    checked = fast_pass(batch, contract)
+    suspects = diagnose(checked.where(F.col("_suspect")).select(*batch.columns), contract)
+    return clean_rows(checked, contract).unionByName(suspects)
+
+
+def clean_rows(checked: DataFrame, contract: Contract) -> DataFrame:
+    """The records the fast pass found nothing wrong with, in :func:`diagnose`'s output shape."""
+    return checked.where(~F.col("_suspect")).select(
+        *[f.name for f in contract.fields],
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("kafka_key"),
+        F.lit(None).cast("string").alias("raw_text"),
+        F.lit(None).cast("binary").alias("raw_bytes"),
+        F.lit(None).cast("string").alias("reason"),
+        F.lit(None).cast("string").alias("reason_detail"),
+    )
+
+
+def _check(failed_fields: Column, prefix: str) -> tuple[Column, Column]:
+    return failed_fields.isNotNull(), F.concat(F.lit(prefix), failed_fields)
+
+
+def valid_rows(validated: DataFrame, contract: Contract) -> DataFrame:
+    """The raw-zone rows: valid records with Kafka metadata and their event-hour partition."""
+    names = [field.name for field in contract.fields]
+    return validated.where(F.col("reason").isNull()).select(
+        *names,
+        *KAFKA_COLUMNS,
+        F.current_timestamp().alias("ingest_time"),
+        F.date_format("event_time", "yyyy-MM-dd").alias("event_date"),
+        F.date_format("event_time", "HH").alias("event_hour"),
+    )
+
+
+def quarantined_rows(validated: DataFrame) -> DataFrame:
+    """The quarantine rows: the raw payload (text where it decodes), why, and where in Kafka it came from."""
+    return validated.where(F.col("reason").isNotNull()).select(
+        *KAFKA_COLUMNS, "kafka_key", "raw_text", "raw_bytes", "reason", "reason_detail",
+        F.current_timestamp().alias("ingest_time"),
+        F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias("ingest_date"),
+    )  # fmt: skip
