@@ -1,0 +1,242 @@
+"""The ingestion stream end to end: real broker, real Spark, real Parquet, read back by DuckDB with a plain glob."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from smartcity.kafka.admin import ensure_topics
+from smartcity.kafka.broker import LocalBroker
+from smartcity.settings import Settings
+from tests.conftest import SMARTCITY, isolated_environment, run_cli, settings_from
+
+pytestmark = pytest.mark.broker
+MALFORMED = {"invalid_json", "wrong_type", "missing_field", "out_of_range", "invalid_utf8", "oversized"}
+FAULTS = ["--malformed-rate", "0.06", "--duplicate-rate", "0.01", "--late-rate", "0.01", "--out-of-order-rate", "0.01"]
+
+
+def stream_environment(settings: Settings, root: Path, **extra: str) -> dict[str, str]:
+    """A private var/, lake and checkpoint, and fresh topics on the session's broker."""
+    environment = isolated_environment(root / "var")
+    prefix = f"st{uuid.uuid4().hex[:8]}_"
+    topics = {f"SMARTCITY_{stream.upper()}_TOPIC": f"{prefix}{topic}" for stream, topic in settings.topics.items()}
+    environment.update(topics, SMARTCITY_KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers, **extra)
+    ensure_topics(settings_from(environment))
+    return environment
+
+
+def simulate(environment: dict[str, str], ledger: Path, *args: str) -> None:
+    result = run_cli("simulate", "--speedup", "0", "--ledger", str(ledger), "--no-progress", *args, env=environment)
+    assert result.returncode == 0, result.stderr
+
+
+def drain(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    result = run_cli("stream", "start", "--available-now", env=environment, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def ledger_rows(*ledgers: Path) -> list[dict[str, str]]:
+    rows = []
+    for ledger in ledgers:
+        with ledger.open() as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+def lake_contents(environment: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
+    """(topic, partition, offset, event_id) of raw rows and (topic, partition, offset, reason) of quarantined ones,
+    read the way any file-listing reader would: a plain glob over the zones."""
+    lake = Path(settings_from(environment).lake)
+    raw = duckdb.sql(
+        "select kafka_topic, kafka_partition, kafka_offset, event_id "
+        f"from read_parquet('{lake}/raw/*/*/*/*.parquet', union_by_name = true)"
+    ).fetchall()
+    quarantine_glob = lake / "quarantine" / "*" / "*" / "*.parquet"
+    quarantine = (
+        duckdb.sql(
+            f"select kafka_topic, kafka_partition, kafka_offset, reason from read_parquet('{quarantine_glob}')"
+        ).fetchall()
+        if list(lake.glob("quarantine/*/*/*.parquet"))
+        else []
+    )
+    return raw, quarantine
+
+
+def assert_exactly_once(environment: dict[str, str], rows: list[dict[str, str]]) -> tuple[list[tuple], list[tuple]]:
+    raw, quarantine = lake_contents(environment)
+    positions = [row[:3] for row in raw] + [row[:3] for row in quarantine]
+    assert len(positions) == len(set(positions)), "a Kafka record landed twice"
+    expected = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows}
+    assert set(positions) == expected, (
+        f"missing {len(expected - set(positions))}, extra {len(set(positions) - expected)}"
+    )
+    valid = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows if r["valid"] == "true"}
+    assert {row[:3] for row in raw} == valid
+    return raw, quarantine
+
+
+@pytest.fixture(scope="module")
+def drained(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A seeded run with every fault kind, drained by available-now in batches of at most 8,000 records."""
+    root = tmp_path_factory.mktemp("drained")
+    environment = stream_environment(settings, root, SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="8000")
+    ledger = root / "ledger.csv"
+    simulate(environment, ledger, "--seed", "8", "--max-events", "30000", "--incidents-per-hour", "600", *FAULTS)
+    output = drain(environment)
+    return {"environment": environment, "rows": ledger_rows(ledger), "output": output.stdout + output.stderr}
+
+
+def test_every_acknowledged_record_lands_once_and_bad_ones_are_quarantined_with_their_reason(drained: dict) -> None:
+    raw, quarantine = assert_exactly_once(drained["environment"], drained["rows"])
+    by_position = {(r["topic"], int(r["partition"]), int(r["offset"])): r for r in drained["rows"]}
+    assert {by_position[row[:3]]["fault"] for row in quarantine} == MALFORMED
+    for row in quarantine:
+        assert row[3] == by_position[row[:3]]["fault"]  # the reason names the fault the simulator injected
+    duplicates = [r for r in drained["rows"] if r["fault"] == "duplicate"]
+    assert duplicates and len(raw) - len({row[3] for row in raw}) == len(duplicates)  # kept for the ETL to dedupe
+
+
+def test_quarantine_keeps_the_payload_and_where_it_came_from(drained: dict) -> None:
+    lake = Path(settings_from(drained["environment"]).lake)
+    rows = duckdb.sql(
+        f"select reason, reason_detail, raw_text, raw_bytes, kafka_key, ingest_time "
+        f"from read_parquet('{lake}/quarantine/*/*/*.parquet')"
+    ).fetchall()
+    for reason, detail, text, payload, key, ingest_time in rows:
+        assert detail and payload and key and ingest_time
+        assert (text is None) == (reason == "invalid_utf8")
+
+
+def test_raw_zone_is_partitioned_by_event_hour_with_kafka_metadata(drained: dict) -> None:
+    lake = Path(settings_from(drained["environment"]).lake)
+    rows = duckdb.sql(
+        "select event_time, event_date, event_hour, kafka_timestamp, ingest_time "
+        f"from read_parquet('{lake}/raw/*/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+    ).fetchall()
+    for event_time, event_date, event_hour, kafka_timestamp, ingest_time in rows:
+        assert event_time.strftime("%Y-%m-%d") == str(event_date) and event_time.hour == int(event_hour)
+        assert kafka_timestamp is not None and ingest_time is not None
+    assert all(path.name.startswith("part-b") for path in lake.glob("raw/*/*/*/*"))
+
+
+def test_status_shows_no_lag_and_the_quarantine_counts(drained: dict) -> None:
+    result = run_cli("stream", "status", env=drained["environment"])
+    assert result.returncode == 0, result.stderr
+    assert "total lag: 0" in result.stdout
+    malformed = sum(1 for r in drained["rows"] if r["valid"] == "false")
+    quarantined = [line.split() for line in result.stdout.splitlines() if line.startswith("quarantined")]
+    assert sum(int(parts[-1]) for parts in quarantined) == malformed
+
+
+def test_compaction_keeps_every_row_and_leaves_one_file_per_hour(drained: dict) -> None:
+    before = sorted(lake_contents(drained["environment"])[0])
+    result = run_cli("stream", "compact", env=drained["environment"])
+    assert result.returncode == 0, result.stderr
+    assert sorted(lake_contents(drained["environment"])[0]) == before
+    lake = Path(settings_from(drained["environment"]).lake)
+    for hour in lake.glob("raw/*/*/*"):
+        assert len(list(hour.glob("*.parquet"))) == 1, hour
+
+
+def test_a_checkpoint_for_another_query_is_refused(drained: dict) -> None:
+    changed = {**drained["environment"], "SMARTCITY_WEATHER_TOPIC": drained["environment"]["SMARTCITY_GPS_TOPIC"]}
+    result = run_cli("stream", "start", "--available-now", env=changed)
+    assert result.returncode == 1
+    assert "belongs to a different query (changed: topics" in result.stderr
+
+
+def test_unreachable_broker_gives_up_with_a_clear_error(private_environment: dict[str, str]) -> None:
+    result = run_cli("stream", "start", "--available-now", env=private_environment)
+    assert result.returncode == 1
+    assert "cannot reach Kafka" in result.stderr and "gave up after 3 attempts" in result.stderr
+
+
+def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float = 300) -> None:
+    """Wait until the background stream has published batch ``minimum`` or a later one."""
+    heartbeat = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "heartbeat.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = json.loads(heartbeat.read_text()).get("last_batch") if heartbeat.exists() else None
+        if last is not None and last >= minimum:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no batch {minimum} within {timeout}s")
+
+
+def stop_stream(environment: dict[str, str]) -> None:
+    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_clean_stop_then_restart_resumes_where_it_stopped(
+    broker: LocalBroker, settings: Settings, tmp_path: Path
+) -> None:
+    environment = stream_environment(settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="2")
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    simulate(environment, first, "--seed", "1", "--max-events", "5000")
+    started = run_cli("stream", "start", env=environment)
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_for_batches(environment, 0)
+        stopped = run_cli("stream", "stop", env=environment)
+        assert stopped.returncode == 0 and "stream stopped" in stopped.stdout, stopped.stderr
+    finally:
+        stop_stream(environment)
+    simulate(environment, second, "--seed", "2", "--max-events", "5000")
+    drain(environment)
+    assert_exactly_once(environment, ledger_rows(first, second))
+    manifests = sorted((Path(settings_from(environment).lake) / "_stream" / "batches").glob("*.json"))
+    batch_ids = [json.loads(path.read_text())["batch_id"] for path in manifests]
+    assert batch_ids == list(range(len(batch_ids)))  # each batch published once: nothing re-read
+
+
+def test_sigkill_three_times_during_200k_events_loses_and_duplicates_nothing(
+    broker: LocalBroker, settings: Settings, tmp_path: Path
+) -> None:
+    environment = stream_environment(
+        settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="1", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="20000"
+    )
+    ledger = tmp_path / "ledger.csv"
+    producer = subprocess.Popen(
+        [SMARTCITY, "simulate", "--speedup", "0", "--rate", "5000", "--max-events", "200000", "--seed", "77",
+         "--ledger", str(ledger), "--no-progress", *FAULTS],
+        env={**os.environ, **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    chance = random.Random(2026)
+    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    kills = 0
+    try:
+        for _ in range(3):
+            started = run_cli("stream", "start", env=environment)
+            assert started.returncode == 0, started.stderr
+            if kills == 0:
+                wait_for_batches(environment, 0)
+            time.sleep(chance.uniform(3, 12))  # a random moment, usually mid-batch
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            kills += 1
+            time.sleep(1)
+    finally:
+        stop_stream(environment)
+        _, errors = producer.communicate(timeout=600)
+    assert producer.returncode == 0, errors
+    assert kills == 3
+    drain(environment)
+    raw, _ = assert_exactly_once(environment, ledger_rows(ledger))
+    assert len(raw) > 180_000
+    lake = Path(settings_from(environment).lake)
+    for file in lake.glob("*/*/**/*.parquet"):  # every file any reader can list is readable
+        duckdb.sql(f"select count(*) from read_parquet('{file}')").fetchone()
