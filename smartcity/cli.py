@@ -268,12 +268,13 @@ def stream_compact(settings: Settings, min_files: int) -> None:
 
 @cli.command("run")
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Run the ingestion stream too.")
 @_with_settings
-def run_command(settings: Settings, simulate: bool) -> None:
-    """Run the platform in the foreground: Kafka broker, city simulator, Dagster UI. Ctrl-C stops them all."""
+def run_command(settings: Settings, simulate: bool, stream: bool) -> None:
+    """Run the platform in the foreground: broker, simulator, stream, Dagster UI. Ctrl-C stops them all."""
     from smartcity.platform import run_platform
 
-    run_platform(settings, simulate=simulate)
+    run_platform(settings, simulate=simulate, stream=stream)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The main job: bring the platform's services up in the foreground and take them down on Ctrl-C.
 
-Today that is the Kafka broker (with its topics), the city simulator sending events in real time, and Dagster
-(webserver and daemon via ``dagster dev``) loading ``workspace.yaml``. Each service logs to
-``var/logs/<service>.log``.
+Today that is the Kafka broker (with its topics), the city simulator sending events in real time, the Spark
+ingestion stream landing them in the lake, and Dagster (webserver and daemon via ``dagster dev``) loading
+``workspace.yaml``. Each service logs to ``var/logs/<service>.log``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 90.0) -> None:
         """SIGINT (the graceful shutdown of Dagster and the simulator), then SIGKILL to the group if it hangs."""
         if self.process.poll() is not None:
             return
@@ -90,6 +90,11 @@ def start_simulator(settings: Settings) -> Service:
     return start_service(settings, "simulator", command)
 
 
+def start_stream(settings: Settings) -> Service:
+    """The continuous ingestion stream (Kafka → raw zone + quarantine) as a child of the main job."""
+    return start_service(settings, "stream", [sys.executable, "-m", "spark_streaming", "--mode", "continuous"])
+
+
 def wait_for_http(url: str, service: Service, timeout: float) -> None:
     """Wait until ``url`` answers, failing early if the service exits."""
     deadline = time.monotonic() + timeout
@@ -117,7 +122,7 @@ def _watch(services: list[Service]) -> None:
         time.sleep(1)
 
 
-def run_platform(settings: Settings, simulate: bool = True) -> None:
+def run_platform(settings: Settings, simulate: bool = True, stream: bool = True) -> None:
     """Start the broker and the services, print where to look, and keep running until interrupted."""
     settings.paths.ensure()
     resolve_all(settings)
@@ -134,12 +139,15 @@ def run_platform(settings: Settings, simulate: bool = True) -> None:
     try:
         if simulate:
             services.append(start_simulator(settings))
+        if stream:
+            services.append(start_stream(settings))
         services.append(start_dagster(settings))
         print(
             "\nsmart-city platform is up (Ctrl-C stops it)\n"
             f"  Dagster UI     {dagster_url(settings)}\n"
             f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
             f"  simulator      {'real time, default city' if simulate else 'off'}\n"
+            f"  stream         {'Kafka → ' + settings.lake + ' (smartcity stream status)' if stream else 'off'}\n"
             f"  logs           {settings.paths.logs}\n",
             flush=True,
         )

@@ -147,6 +147,7 @@ class BatchWriter:
         shutil.rmtree(stage, ignore_errors=True)
         batch.persist()
         try:
+            batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
             with ThreadPoolExecutor(max_workers=len(self.topics)) as pool:
                 list(pool.map(lambda item: self._stage_topic(batch, stage, *item), self.topics.items()))
         finally:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import click
 import pytest
@@ -91,6 +92,11 @@ def test_run_brings_up_broker_and_dagster_ui_then_stops_both(private_environment
             rows = [line.split() for line in status.stdout.splitlines() if line.startswith(settings.vehicle_topic)]
             vehicle_messages = sum(int(row[4]) for row in rows)
         assert vehicle_messages > 0
+        landed = []
+        while not landed and time.monotonic() < deadline:  # the stream lands them in the raw zone
+            landed = list(Path(settings.lake).glob(f"raw/{settings.vehicle_topic}/*/*/part-b*.parquet"))
+            time.sleep(1)
+        assert landed, (settings.paths.logs / "stream.log").read_text()[-3000:]
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)

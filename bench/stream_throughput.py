@@ -1,0 +1,165 @@
+"""Benchmark: the ingestion stream's throughput and latency, against the original project's plain file sink.
+
+1. Throughput: N simulator events in fresh topics, drained by ``available-now`` on ``local[2]``; events/s over
+   the batches (JVM start reported apart).
+2. Baseline: the same records through Spark's plain Parquet file sink with the original project's settings
+   (``from_json``, a 2-minute watermark, no partitioning), available-now; events/s and the ratio.
+3. Latency: the simulator at a steady rate while the continuous stream runs; per record, the time from its
+   Kafka timestamp to the moment its file became visible (published), p50 and p95.
+
+    .venv/bin/python -m bench.stream_throughput --events 500000 --rate 10000 --seconds 60 [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from bench.report import record_section
+from smartcity.kafka.admin import ensure_topics
+from smartcity.kafka.broker import LocalBroker
+from smartcity.settings import PROJECT_ROOT, load_settings
+
+SMARTCITY = [sys.executable, "-m", "smartcity"]
+BATCH_LINE = re.compile(r"batch (\d+): (\d+) raw rows, (\d+) quarantined, published in ([\d.]+)s")
+
+
+def environment(root: Path, **extra: str) -> dict[str, str]:
+    base = load_settings()
+    prefix = f"bs{uuid.uuid4().hex[:6]}_"
+    env = {
+        **os.environ,
+        "SMARTCITY_LAKE_URI": str(root / "lake"),
+        "SMARTCITY_CHECKPOINT_URI": str(root / "checkpoints"),
+        "SMARTCITY_SPARK_MASTER": "local[2]",
+        **{f"SMARTCITY_{s.upper()}_TOPIC": f"{prefix}{t}" for s, t in base.topics.items()},
+        **extra,
+    }
+    scoped = base.model_copy(update={f"{s}_topic": f"{prefix}{t}" for s, t in base.topics.items()})
+    ensure_topics(scoped)
+    return env
+
+
+def run(command: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def throughput(root: Path, events: int) -> tuple[float, float, int]:
+    env = environment(root / "throughput", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER=str(events))
+    run([*SMARTCITY, "simulate", "--speedup", "0", "--max-events", str(events), "--no-progress"], env)
+    started = time.monotonic()
+    output = run([*SMARTCITY, "stream", "start", "--available-now"], env)
+    wall = time.monotonic() - started
+    batches = [(int(raw) + int(bad), float(s)) for _, raw, bad, s in BATCH_LINE.findall(output)]
+    records = sum(count for count, _ in batches)
+    return records / sum(seconds for _, seconds in batches), records / wall, records
+
+
+BASELINE = """
+import sys
+from pyspark.sql import functions as F
+from smartcity.contracts import CONTRACTS
+from smartcity.settings import load_settings
+from spark_streaming.job import spark_session
+from spark_streaming.validation import SPARK_TYPES
+settings = load_settings()
+spark = spark_session(settings, "baseline-file-sink")
+queries = []
+for stream, topic in settings.topics.items():
+    schema = ", ".join(f"{f.name} {SPARK_TYPES[f.type]}" for f in CONTRACTS[stream].fields)
+    frame = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", settings.bootstrap_servers)
+             .option("subscribe", topic).option("startingOffsets", "earliest").load()
+             .select(F.from_json(F.col("value").cast("string"), schema).alias("data")).select("data.*")
+             .withWatermark("event_time", "2 minutes"))
+    queries.append(frame.writeStream.format("parquet").option("path", f"{sys.argv[1]}/{topic}")
+                   .option("checkpointLocation", f"{sys.argv[2]}/{topic}").outputMode("append")
+                   .trigger(availableNow=True).start())
+for query in queries:
+    query.awaitTermination()
+"""
+
+
+def baseline(root: Path, events: int) -> float:
+    env = environment(root / "baseline")
+    run([*SMARTCITY, "simulate", "--speedup", "0", "--max-events", str(events), "--no-progress"], env)
+    script = root / "baseline.py"
+    script.write_text(BASELINE)
+    started = time.monotonic()
+    run([sys.executable, str(script), str(root / "baseline" / "lake"), str(root / "baseline" / "checkpoints")], env)
+    elapsed = time.monotonic() - started
+    files = str(root / "baseline" / "lake" / "*" / "*.parquet")
+    rows = duckdb.sql(f"select count(*) from read_parquet('{files}', union_by_name = true)").fetchone()[0]
+    return rows / elapsed
+
+
+def latency(root: Path, rate: int, seconds: int) -> tuple[float, float, int]:
+    env = environment(root / "latency", SMARTCITY_STREAM_TRIGGER_SECONDS="1", SMARTCITY_VAR_DIR=str(root / "var"))
+    (root / "var").mkdir(exist_ok=True)
+    (root / "var" / "jars").symlink_to(load_settings().paths.jars, target_is_directory=True)
+    run([*SMARTCITY, "stream", "start"], env)
+    try:
+        run([*SMARTCITY, "simulate", "--speedup", "0", "--rate", str(rate), "--duration", str(seconds),
+             "--no-progress"], env)  # fmt: skip
+        time.sleep(30)
+    finally:
+        run([*SMARTCITY, "stream", "stop"], env)
+    lake = root / "latency" / "lake"
+    visible = {str(path): path.stat().st_mtime for path in lake.glob("raw/*/*/*/*.parquet")}
+    duckdb.sql("create table visible (filename varchar, visible_at double)")
+    duckdb.executemany("insert into visible values (?, ?)", list(visible.items()))
+    p50, p95, count = duckdb.sql(
+        "select quantile_cont(d, 0.5), quantile_cont(d, 0.95), count(*) from ("
+        " select v.visible_at - epoch(r.kafka_timestamp) as d"
+        f" from read_parquet('{lake}/raw/*/*/*/*.parquet', filename = true, union_by_name = true) r"
+        " join visible v using (filename))"
+    ).fetchone()
+    return p50, p95, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--rate", type=int, default=10_000, help="events/s for the latency run")
+    parser.add_argument("--seconds", type=int, default=60, help="length of the latency run")
+    parser.add_argument("--record", action="store_true", help="write the figures to docs/benchmarks.md")
+    args = parser.parse_args()
+    LocalBroker(load_settings()).start()
+    with tempfile.TemporaryDirectory(prefix="stream-bench-") as directory:
+        root = Path(directory)
+        in_batches, with_jvm, records = throughput(root, args.events)
+        plain = baseline(root, args.events)
+        p50, p95, measured = latency(root, args.rate, args.seconds)
+    lines = [
+        f"| records drained (available-now, local[2]) | {records:,} |",
+        f"| throughput over the batches | {in_batches:,.0f} events/s |",
+        f"| throughput including JVM start | {with_jvm:,.0f} events/s |",
+        f"| baseline: plain file sink, original settings | {plain:,.0f} events/s |",
+        f"| this stream / baseline | {in_batches / plain:.2f} |",
+        f"| latency Kafka → visible file at {args.rate:,} events/s, p50 / p95 | {p50:.1f} s / {p95:.1f} s "
+        f"({measured:,} records) |",
+        "| goals | ≥ 50,000 events/s; p95 latency ≤ 10 s |",
+        f"| outcome | throughput goal {'met' if in_batches >= 50_000 else 'NOT met'}; "
+        f"latency goal {'met' if p95 <= 10 else 'NOT met'} |",
+    ]
+    print("\n".join(lines))
+    if args.record:
+        command = (
+            f"python -m bench.stream_throughput --events {args.events} --rate {args.rate} --seconds {args.seconds}"
+        )
+        record_section("Streaming ingestion", command, lines)
+
+
+if __name__ == "__main__":
+    main()
