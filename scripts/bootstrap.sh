@@ -41,7 +41,7 @@ apt_install() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
   say "installing ${missing[*]}"
   $sudo apt-get update -qq >/dev/null || die "apt-get update failed; install ${missing[*]} by hand"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+  DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
     || die "could not install ${missing[*]}; install them by hand"
 }
 

@@ -279,6 +279,9 @@ def run_command(settings: Settings, simulate: bool, stream: bool) -> None:
 
 def main() -> None:
     """Console-script entry point: turn platform errors into one message and exit status 1."""
+    # Started from a non-interactive shell in the background, SIGINT arrives ignored; handle it explicitly, so
+    # Ctrl-C / SIGINT stops us and the processes we start (exec resets handled signals to their default).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         cli(standalone_mode=True)

@@ -33,12 +33,13 @@ class Service:
 
     name: str
     process: subprocess.Popen[bytes]
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout: float = 90.0) -> None:
-        """SIGINT (the graceful shutdown of Dagster and the simulator), then SIGKILL to the group if it hangs."""
+        """The service's graceful-stop signal, then SIGKILL to the group if it hangs."""
         if self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGINT)
+        os.killpg(self.process.pid, self.stop_signal)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -80,6 +81,7 @@ def start_dagster(settings: Settings) -> Service:
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
     command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
     service = start_service(settings, "dagster", command, dagster_environment(settings))
+    service.stop_signal = signal.SIGINT  # what `dagster dev` expects from Ctrl-C
     wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
     return service
 
@@ -135,7 +137,7 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if simulate:
             services.append(start_simulator(settings))
@@ -155,7 +157,8 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
     except KeyboardInterrupt:
         log.info("stopping…")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for service in reversed(services):
             service.stop()
         if not started.already_running:

@@ -70,8 +70,14 @@ def run_foreground(settings: Settings, available_now: bool) -> None:
     from spark_streaming.job import run_stream
 
     settings.paths.ensure()
-    with stop_on_signals() as stop:
-        run_stream(settings, available_now, stop)
+    own_pid = str(os.getpid())
+    pid_file(settings).write_text(own_pid)  # so `stream status` and `stream stop` find a foreground run too
+    try:
+        with stop_on_signals() as stop:
+            run_stream(settings, available_now, stop)
+    finally:
+        if pid_file(settings).exists() and pid_file(settings).read_text() == own_pid:
+            pid_file(settings).unlink()
 
 
 def start_background(settings: Settings, timeout: float = 180.0) -> tuple[int, bool]:

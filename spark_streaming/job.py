@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -260,6 +261,10 @@ def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -
     verify_checkpoint(paths.checkpoint, fingerprint(settings))
     wait_for_kafka(settings, stop, attempts=3 if available_now else None)
     spark = spark_session(settings, "smartcity-raw-ingest")
+    if threading.current_thread() is threading.main_thread():
+        # SparkContext replaced our SIGINT handler with one that cancels running jobs; Ctrl-C should stop
+        # gracefully like SIGTERM does (let the running batch commit).
+        signal.signal(signal.SIGINT, signal.getsignal(signal.SIGTERM))
     delay = 1.0
     try:
         while not stop.is_set():
