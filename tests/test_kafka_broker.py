@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import admin_client, consume, ensure_topics, topic_offsets
-from smartcity.kafka.broker import LocalBroker
+from smartcity.kafka.broker import LocalBroker, new_cluster_id
 from smartcity.settings import Settings
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
@@ -160,3 +160,9 @@ def test_port_in_use_is_reported_with_the_setting(private_environment: dict[str,
         squatter.listen()
         with pytest.raises(PlatformError, match=rf"port {settings.kafka_port} .* SMARTCITY_KAFKA_PORT"):
             LocalBroker(settings).start()
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    ids = {new_cluster_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -162,7 +162,7 @@ class LocalBroker:
         """Format the KRaft storage on first start; an existing, formatted log dir is left alone."""
         if (self.paths.kafka_data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         command = [
             str(java),
             f"-Dlog4j2.configurationFile={self.log4j_file}",
@@ -226,3 +226,11 @@ class LocalBroker:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log yet)"
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id (base64url of a UUID). Like Kafka's own, never starting with '-', which the storage
+    tool's argument parser would read as an option."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
