@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from bench.report import record_section
 from simulator.city import City, Scenario
 from simulator.faults import FaultInjector, FaultRates
-from simulator.run import SimulationOptions, Summary, _Delivery, produce, producer_config
+from simulator.run import SimulationOptions, Summary, _Delivery, produce, producer_config, send
 from simulator.stream import messages
 from smartcity.kafka.admin import ensure_topics
 from smartcity.kafka.broker import LocalBroker
@@ -61,13 +61,7 @@ def ceiling_rate(settings: Settings, options: SimulationOptions, count: int) -> 
     producer = Producer(producer_config(settings, options, delivery))
     started = time.monotonic()
     for index in range(count):
-        topic, key, value = sample[index % len(sample)]
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        send(producer, *sample[index % len(sample)])
         if index % 1000 == 0:
             producer.poll(0)
     assert producer.flush(120) == 0

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, Producer
 from tqdm import tqdm
 
 from simulator.city import City, Event, Scenario
 from simulator.faults import FaultInjector, FaultRates
 from simulator.stream import envelope, messages
 from smartcity.errors import BrokerError, PlatformError
-from smartcity.kafka.admin import admin_client, client_config, unreachable
+from smartcity.kafka.admin import client_config, kafka_problem
+from smartcity.processes import graceful_stop
 from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,29 +104,14 @@ class Pacer:
 
 
 class _StopFlag:
-    """Set by SIGINT/SIGTERM (first signal: finish cleanly), by ``duration``, or by a fatal error."""
+    """True once SIGINT/SIGTERM asked to finish cleanly (see :func:`graceful_stop`) or ``duration`` is over."""
 
-    def __init__(self, duration: float | None) -> None:
+    def __init__(self, signalled: threading.Event, duration: float | None) -> None:
         self.deadline = time.monotonic() + duration if duration else None
-        self.signalled = False
+        self.signalled = signalled
 
     def __call__(self) -> bool:
-        return self.signalled or (self.deadline is not None and time.monotonic() >= self.deadline)
-
-
-@contextmanager
-def _graceful_signals(flag: _StopFlag):
-    def handler(_signum: int, _frame: Any) -> None:
-        if flag.signalled:
-            raise KeyboardInterrupt
-        flag.signalled = True
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        return self.signalled.is_set() or (self.deadline is not None and time.monotonic() >= self.deadline)
 
 
 def _progress(options: SimulationOptions) -> tqdm:
@@ -149,9 +134,9 @@ def dry_run(settings: Settings, options: SimulationOptions, out: BinaryIO) -> Su
     """Write the messages as JSON lines instead of sending them; no broker needed."""
     city, injector = _city(options)
     summary = Summary(seed=options.seed)
-    stop = _StopFlag(options.duration)
     started = time.monotonic()
-    with _graceful_signals(stop), _progress(options) as bar:
+    with graceful_stop() as signalled, _progress(options) as bar:
+        stop = _StopFlag(signalled, options.duration)
         for message in messages(city, injector, options.max_events, stop):
             out.write(envelope(message, settings.topics[message.stream]))
             _count(summary, message)
@@ -159,7 +144,7 @@ def dry_run(settings: Settings, options: SimulationOptions, out: BinaryIO) -> Su
                 bar.update(1000)
         bar.update(summary.sent % 1000)
     summary.elapsed = time.monotonic() - started
-    summary.interrupted = stop.signalled
+    summary.interrupted = signalled.is_set()
     return summary
 
 
@@ -172,15 +157,10 @@ def _count(summary: Summary, message: Event) -> None:
 
 def preflight(settings: Settings, timeout: float = 10.0) -> None:
     """Fail fast, with what to do, when the broker is unreachable or a topic is missing."""
-    try:
-        existing = admin_client(settings).list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        raise unreachable(settings, exc) from exc
-    missing = [topic for topic in settings.topics.values() if topic not in existing]
-    if missing:
+    if (problem := kafka_problem(settings, timeout)) is not None:
         raise BrokerError(
-            f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}; create them with "
-            "`smartcity kafka start` (local broker) or check the SMARTCITY_*_TOPIC settings"
+            f"{problem}. Start the local broker and its topics with `smartcity kafka start`, or check "
+            "SMARTCITY_KAFKA_BOOTSTRAP_SERVERS and the SMARTCITY_*_TOPIC settings."
         )
 
 
@@ -244,7 +224,6 @@ def produce(settings: Settings, options: SimulationOptions) -> Summary:
     preflight(settings)
     city, injector = _city(options)
     summary = Summary(seed=options.seed)
-    stop = _StopFlag(options.duration)
     ledger = _open_ledger(options.ledger)
     delivery = _Delivery(summary, ledger)
     producer = Producer(producer_config(settings, options, delivery))
@@ -252,37 +231,40 @@ def produce(settings: Settings, options: SimulationOptions) -> Summary:
     paced = options.rate > 0 or options.speedup > 0
     topics = settings.topics
     started = time.monotonic()
-    try:
-        with _graceful_signals(stop), _progress(options) as bar:
-            for message in messages(city, injector, options.max_events, lambda: stop() or summary.error):
-                if paced:
-                    pacer.wait(summary.sent, message.event_ms, stop)
-                _send(producer, topics[message.stream], message, delivery.callback(message))
-                _count(summary, message)
-                if summary.sent % 1000 == 0:
-                    producer.poll(0)
-                    bar.update(1000)
-                    bar.set_postfix(acked=summary.acknowledged, failed=summary.failed, refresh=False)
-                    summary.error = _health(summary, delivery, options)
-            remaining = producer.flush(options.delivery_timeout + 5)
-            bar.update(summary.sent % 1000)
-    finally:
-        summary.elapsed = time.monotonic() - started
-        summary.interrupted = stop.signalled
-        if ledger is not None:
-            ledger.close()
+    with graceful_stop() as signalled:
+        stop = _StopFlag(signalled, options.duration)
+        try:
+            with _progress(options) as bar:
+                for message in messages(city, injector, options.max_events, lambda: stop() or summary.error):
+                    if paced:
+                        pacer.wait(summary.sent, message.event_ms, stop)
+                    send(producer, topics[message.stream], message.key, message.value, delivery.callback(message))
+                    _count(summary, message)
+                    if summary.sent % 1000 == 0:
+                        producer.poll(0)
+                        bar.update(1000)
+                        bar.set_postfix(acked=summary.acknowledged, failed=summary.failed, refresh=False)
+                        summary.error = _health(summary, delivery, options)
+                remaining = producer.flush(options.delivery_timeout + 5)
+                bar.update(summary.sent % 1000)
+        finally:
+            summary.elapsed = time.monotonic() - started
+            summary.interrupted = signalled.is_set()
+            if ledger is not None:
+                ledger.close()
     if remaining:
         summary.failed += remaining
         summary.failures["not_delivered_before_exit"] += remaining
     return summary
 
 
-def _send(producer: Producer, topic: str, message: Event, callback: Any) -> None:
+def send(producer: Producer, topic: str, key: str, value: bytes, callback: Any = None) -> None:
+    """Produce one message, serving delivery reports while the client's local queue is full."""
     while True:
         try:
-            producer.produce(topic, value=message.value, key=message.key, on_delivery=callback)
+            producer.produce(topic, value=value, key=key, on_delivery=callback)
             return
-        except BufferError:  # local queue full: serve delivery reports until there is room
+        except BufferError:
             producer.poll(0.05)
 
 

@@ -242,10 +242,11 @@ def stream_status_command(settings: Settings) -> None:
     else:
         click.echo(f"last committed batch: {status.last_batch} ({status.last_commit_age_s:.0f}s ago)")
     click.echo(f"{'topic':<20} {'partition':>9} {'committed':>12} {'end offset':>12} {'lag':>10}")
+    lag = status.lag
     for (topic, partition), end in sorted(status.end_offsets.items()):
         committed = status.committed.get((topic, partition), 0)
-        click.echo(f"{topic:<20} {partition:>9} {committed:>12} {end:>12} {end - committed:>10}")
-    click.echo(f"total lag: {sum(status.lag.values())}")
+        click.echo(f"{topic:<20} {partition:>9} {committed:>12} {end:>12} {lag[topic, partition]:>10}")
+    click.echo(f"total lag: {sum(lag.values())}")
     for topic, rows in sorted(status.raw_rows.items()):
         click.echo(f"raw rows      {topic:<20} {rows:>10}")
     for key, rows in sorted(status.quarantined.items()):

@@ -64,9 +64,6 @@ class Contract:
     def field_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
-    def field(self, name: str) -> Field:
-        return next(field for field in self.fields if field.name == name)
-
 
 COMMON_FIELDS = (
     Field("event_id", "uuid", "unique id of the event (UUID); duplicates share it"),

@@ -22,6 +22,7 @@ from smartcity.errors import PlatformError
 from smartcity.jars import resolve_all
 from smartcity.kafka.broker import LocalBroker
 from smartcity.ports import require_free_port
+from smartcity.processes import spawn
 from smartcity.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -47,20 +48,17 @@ class Service:
             self.process.wait()
 
 
-def start_service(settings: Settings, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
+def start_service(
+    settings: Settings,
+    name: str,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> Service:
     log_file = settings.paths.logs / f"{name}.log"
-    with log_file.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env or dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = spawn(command, log_file, env)
     log.info("%s started (pid %d), log: %s", name, process.pid, log_file)
-    return Service(name, process)
+    return Service(name, process, stop_signal)
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:
@@ -80,8 +78,8 @@ def start_dagster(settings: Settings) -> Service:
     require_free_port(settings.dagster_host, settings.dagster_port, "DAGSTER_PORT")
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
     command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
-    service = start_service(settings, "dagster", command, dagster_environment(settings))
-    service.stop_signal = signal.SIGINT  # what `dagster dev` expects from Ctrl-C
+    # `dagster dev` shuts its webserver and daemon down on Ctrl-C, i.e. SIGINT.
+    service = start_service(settings, "dagster", command, dagster_environment(settings), signal.SIGINT)
     wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
     return service
 

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from smartcity import contracts
 from smartcity.errors import ConfigError
 
 ENV_PREFIX = "SMARTCITY_"
@@ -77,11 +78,11 @@ class Settings(BaseSettings):
     kafka_controller_port: Port = Field(9093, description="port of the local KRaft controller (1-65535)")
     kafka_partitions: int = Field(3, ge=1, le=1000, description="partitions per topic, 1-1000")
 
-    vehicle_topic: TopicName = Field("vehicle_data", description="topic of vehicle events")
-    gps_topic: TopicName = Field("gps_data", description="topic of GPS events")
-    traffic_topic: TopicName = Field("traffic_data", description="topic of traffic-camera events")
-    weather_topic: TopicName = Field("weather_data", description="topic of weather-station events")
-    emergency_topic: TopicName = Field("emergency_data", description="topic of emergency events")
+    vehicle_topic: TopicName = Field(contracts.VEHICLE.default_topic, description="topic of vehicle events")
+    gps_topic: TopicName = Field(contracts.GPS.default_topic, description="topic of GPS events")
+    traffic_topic: TopicName = Field(contracts.TRAFFIC.default_topic, description="topic of traffic-camera events")
+    weather_topic: TopicName = Field(contracts.WEATHER.default_topic, description="topic of weather-station events")
+    emergency_topic: TopicName = Field(contracts.EMERGENCY.default_topic, description="topic of emergency events")
 
     lake_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
         None, description="lake root: a local path or s3://bucket/prefix; defaults to <var_dir>/lake"

@@ -5,21 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import topic_offsets
-from smartcity.processes import is_alive, wait_dead
-from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity.processes import graceful_stop, live_pid, spawn, terminate
+from smartcity.settings import Settings
 from spark_streaming.lake import compact_hour, last_committed_batch
 
 log = logging.getLogger(__name__)
@@ -35,35 +30,8 @@ def log_file(settings: Settings) -> Path:
 
 
 def running_pid(settings: Settings) -> int | None:
-    """The pid of the background stream if it is alive (a stale pid file is removed)."""
-    path = pid_file(settings)
-    try:
-        pid = int(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    if is_alive(pid, MARKER):
-        return pid
-    path.unlink(missing_ok=True)
-    return None
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM/SIGINT request a graceful stop (the running batch commits); a second one exits at once."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: stopping after the running batch", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    """The pid of the stream (background or foreground) if it is alive (a stale pid file is removed)."""
+    return live_pid(pid_file(settings), MARKER)
 
 
 def run_foreground(settings: Settings, available_now: bool) -> None:
@@ -73,7 +41,7 @@ def run_foreground(settings: Settings, available_now: bool) -> None:
     own_pid = str(os.getpid())
     pid_file(settings).write_text(own_pid)  # so `stream status` and `stream stop` find a foreground run too
     try:
-        with stop_on_signals() as stop:
+        with graceful_stop() as stop:  # SIGTERM/SIGINT: the running batch commits, then the query stops
             run_stream(settings, available_now, stop)
     finally:
         if pid_file(settings).exists() and pid_file(settings).read_text() == own_pid:
@@ -88,12 +56,7 @@ def start_background(settings: Settings, timeout: float = 180.0) -> tuple[int, b
         return pid, True
     heartbeat = settings.paths.stream / "heartbeat.json"
     heartbeat.unlink(missing_ok=True)
-    with log_file(settings).open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", MARKER, "--mode", "continuous"],
-            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    process = spawn([sys.executable, "-m", MARKER, "--mode", "continuous"], log_file(settings))
     pid_file(settings).write_text(str(process.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,12 +75,7 @@ def stop_background(settings: Settings, timeout: float = 120.0) -> int | None:
     pid = running_pid(settings)
     if pid is None:
         return None
-    os.kill(pid, signal.SIGTERM)
-    if not wait_dead(pid, timeout):
-        log.warning("stream pid %d did not stop within %.0fs; killing it", pid, timeout)
-        os.killpg(pid, signal.SIGKILL)
-        wait_dead(pid, 10)
-    pid_file(settings).unlink(missing_ok=True)
+    terminate(pid, pid_file(settings), timeout, "stream")
     return pid
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import KafkaException
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -29,9 +28,9 @@ from pyspark.sql.streaming import StreamingQuery
 from smartcity.contracts import CONTRACTS, Contract
 from smartcity.errors import BrokerError, PlatformError
 from smartcity.jars import SPARK_KAFKA, classpath
-from smartcity.kafka.admin import admin_client
+from smartcity.kafka.admin import kafka_problem
 from smartcity.settings import Settings
-from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts
+from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts, write_json_atomically
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
 
 log = logging.getLogger(__name__)
@@ -109,20 +108,10 @@ def verify_checkpoint(checkpoint: Path, expected: dict[str, object]) -> None:
     marker.write_text(json.dumps(expected, indent=2, sort_keys=True))
 
 
-def kafka_ready(settings: Settings, timeout: float) -> str | None:
-    """None when the brokers answer and every topic exists; otherwise what is wrong."""
-    try:
-        topics = admin_client(settings).list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        return f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()})"
-    missing = sorted(set(settings.topics.values()) - set(topics))
-    return f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}" if missing else None
-
-
 def wait_for_kafka(settings: Settings, stop: threading.Event, attempts: int | None) -> None:
     """Retry with exponential backoff until Kafka is ready; give up after ``attempts`` (None: never)."""
     delay, attempt = 1.0, 0
-    while (problem := kafka_ready(settings, timeout=5)) is not None:
+    while (problem := kafka_problem(settings, timeout=5)) is not None:
         attempt += 1
         if attempts is not None and attempt >= attempts:
             raise BrokerError(f"{problem}; gave up after {attempt} attempts. Start it with `smartcity kafka start`.")
@@ -202,10 +191,7 @@ class BatchWriter:
 
 
 def write_heartbeat(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({**state, "at": datetime.now(UTC).isoformat(timespec="seconds")}))
-    os.replace(temporary, path)
+    write_json_atomically(path, {**state, "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 def start_query(spark: SparkSession, settings: Settings, paths: StreamPaths, available_now: bool) -> StreamingQuery:

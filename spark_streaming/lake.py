@@ -93,11 +93,7 @@ class Lake:
 
     def publish(self, batch_id: int, moves: list[tuple[Path, Path]]) -> None:
         """Record the intent, then rename each staged file into place (each rename is atomic)."""
-        self.intents.mkdir(parents=True, exist_ok=True)
-        intent = self.intents / f"{batch_id:012d}.json"
-        temporary = intent.with_suffix(".tmp")
-        temporary.write_text(json.dumps([str(final) for _, final in moves]))
-        os.replace(temporary, intent)
+        write_json_atomically(self.intents / f"{batch_id:012d}.json", [str(final) for _, final in moves])
         for staged, final in moves:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, final)
@@ -120,15 +116,20 @@ class Lake:
                 intent.unlink(missing_ok=True)
 
     def write_manifest(self, batch_id: int, manifest: dict) -> None:
-        self.batches.mkdir(parents=True, exist_ok=True)
-        temporary = self.batches / f".{batch_id}.json.tmp"
-        temporary.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(temporary, self.batches / f"{batch_id:012d}.json")
+        write_json_atomically(self.batches / f"{batch_id:012d}.json", manifest)
 
     def manifests(self) -> list[dict]:
         if not self.batches.exists():
             return []
         return [json.loads(path.read_text()) for path in sorted(self.batches.glob("*.json"))]
+
+
+def write_json_atomically(path: Path, value: object) -> None:
+    """Write ``value`` as JSON so that readers see the old file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(value, sort_keys=True))
+    os.replace(temporary, path)
 
 
 def row_counts(files: Iterable[Path], root: Path) -> dict[str, int]:

@@ -30,17 +30,17 @@ SPARK_TYPES = {"string": "string", "uuid": "string", "timestamp": "timestamp", "
 _NUMERIC = r"^(BIGINT|INT|SMALLINT|TINYINT|DOUBLE|FLOAT|DECIMAL\(\d+,\d+\))$"
 _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
-QUARANTINE_COLUMNS = (
-    *KAFKA_COLUMNS, "kafka_key", "raw_text", "raw_bytes", "reason", "reason_detail", "ingest_time", "ingest_date",
-)  # fmt: skip
 
 
-def raw_columns(contract: Contract) -> list[tuple[str, str]]:
-    """(name, Spark SQL type) of a raw-zone table: the contract's fields, Kafka metadata, partition columns."""
-    fields = [(field.name, SPARK_TYPES[field.type]) for field in contract.fields]
-    kafka = [("kafka_topic", "string"), ("kafka_partition", "int"), ("kafka_offset", "bigint"),
-             ("kafka_timestamp", "timestamp"), ("ingest_time", "timestamp")]  # fmt: skip
-    return [*fields, *kafka, ("event_date", "string"), ("event_hour", "string")]
+def _kafka_metadata() -> list[Column]:
+    """The Kafka source's coordinates under their lake names; the same in valid and quarantined rows."""
+    return [
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("kafka_key"),
+    ]
 
 
 def _raw(field: Field) -> str:
@@ -144,11 +144,7 @@ def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
     detail = F.coalesce(*[F.when(condition, text) for condition, text in checks.values()])
     return typed.select(
         *[F.col(f.name) for f in fields],
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("kafka_key"),
+        *_kafka_metadata(),
         F.when(F.col("_utf8"), F.col("value").cast("string")).alias("raw_text"),
         F.col("value").alias("raw_bytes"),
         reason.alias("reason"),
@@ -162,7 +158,10 @@ def _fast_schema(contract: Contract) -> str:
 
 
 def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
-    """Typed columns from ``from_json`` plus a ``_suspect`` flag for anything the precise pass must look at."""
+    """Typed columns from ``from_json`` plus a ``_suspect`` flag for anything the precise pass must look at.
+
+    ``batch`` has the Kafka source's columns: key, value, topic, partition, offset, timestamp.
+    """
     fields = list(contract.fields)
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
     parsed = batch.select(
@@ -197,25 +196,11 @@ def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
     return typed.select(*batch.columns, *[f.name for f in fields], suspect.alias("_suspect"))
 
 
-def validate(batch: DataFrame, contract: Contract) -> DataFrame:
-    """Typed contract columns plus Kafka metadata, ``reason`` and ``reason_detail`` (both NULL when valid).
-
-    ``batch`` has the Kafka source's columns: key, value, topic, partition, offset, timestamp.
-    """
-    checked = fast_pass(batch, contract)
-    suspects = diagnose(checked.where(F.col("_suspect")).select(*batch.columns), contract)
-    return clean_rows(checked, contract).unionByName(suspects)
-
-
 def clean_rows(checked: DataFrame, contract: Contract) -> DataFrame:
     """The records the fast pass found nothing wrong with, in :func:`diagnose`'s output shape."""
     return checked.where(~F.col("_suspect")).select(
         *[f.name for f in contract.fields],
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("kafka_key"),
+        *_kafka_metadata(),
         F.lit(None).cast("string").alias("raw_text"),
         F.lit(None).cast("binary").alias("raw_bytes"),
         F.lit(None).cast("string").alias("reason"),

@@ -45,6 +45,16 @@ def wait_until_reachable(settings: Settings, timeout: float) -> bool:
     return True
 
 
+def kafka_problem(settings: Settings, timeout: float) -> str | None:
+    """None when the brokers answer and every configured topic exists; otherwise what is wrong."""
+    try:
+        topics = admin_client(settings).list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        return f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()})"
+    missing = sorted(set(settings.topics.values()) - set(topics))
+    return f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}" if missing else None
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     """Create the five topics if missing and grow any with too few partitions; return topic → partitions."""
     admin = admin_client(settings)

@@ -12,7 +12,6 @@ import base64
 import fcntl
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -27,7 +26,7 @@ from smartcity.jars import KAFKA_BROKER, classpath
 from smartcity.java import find_java
 from smartcity.kafka.admin import ensure_topics, wait_until_reachable
 from smartcity.ports import require_free_port
-from smartcity.processes import is_alive, wait_dead
+from smartcity.processes import is_alive, live_pid, spawn, terminate
 from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,14 +75,7 @@ class LocalBroker:
     # ----------------------------------------------------------------- inspection
     def running_pid(self) -> int | None:
         """The pid of this project's broker if it is alive, else ``None`` (a stale pid file is removed)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if is_alive(pid, MAIN_CLASS, str(self.config_file)):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
+        return live_pid(self.pid_file, MAIN_CLASS, str(self.config_file))
 
     # ----------------------------------------------------------------- start
     def start(self, timeout: float = 120.0) -> StartResult:
@@ -118,14 +110,7 @@ class LocalBroker:
             MAIN_CLASS,
             str(self.config_file),
         ]
-        with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = spawn(command, self.log_file)
         self.pid_file.write_text(str(process.pid))
         log.info("kafka broker starting (pid %d), log: %s", process.pid, self.log_file)
         return process.pid
@@ -213,12 +198,7 @@ class LocalBroker:
         pid = self.running_pid()
         if pid is None:
             return None
-        os.kill(pid, signal.SIGTERM)
-        if not wait_dead(pid, timeout):
-            log.warning("broker pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
-            os.kill(pid, signal.SIGKILL)
-            wait_dead(pid, 10)
-        self.pid_file.unlink(missing_ok=True)
+        terminate(pid, self.pid_file, timeout, "kafka broker")
         return pid
 
     def log_tail(self, lines: int = 20) -> str:
