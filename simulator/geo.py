@@ -7,26 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smartcity.zones import ZONES
+
 EARTH_RADIUS_KM = 6371.0088
 
-# London (Marble Arch) to Birmingham along the A40/M40, simplified to its main junctions.
-LONDON_BIRMINGHAM = (
-    (51.5136, -0.1586),  # Marble Arch
-    (51.5163, -0.2660),  # Westway / Acton
-    (51.5420, -0.3940),  # Northolt
-    (51.5640, -0.4950),  # M40 J1, Denham
-    (51.6100, -0.6420),  # J2, Beaconsfield
-    (51.6190, -0.7480),  # J4, High Wycombe
-    (51.6760, -0.9410),  # J5, Stokenchurch
-    (51.7350, -1.0620),  # J8, Wheatley (Oxford)
-    (51.8850, -1.1580),  # J9, Bicester
-    (52.0640, -1.3200),  # J11, Banbury
-    (52.1950, -1.4700),  # J12, Gaydon
-    (52.2720, -1.5660),  # J15, Warwick
-    (52.3450, -1.7250),  # J16, Hockley Heath
-    (52.4110, -1.7780),  # Solihull
-    (52.4800, -1.8990),  # Birmingham city centre
-)
+LONDON_BIRMINGHAM = tuple((zone.latitude, zone.longitude) for zone in ZONES)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

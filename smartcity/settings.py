@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -102,6 +103,12 @@ class Settings(BaseSettings):
         500_000, ge=1, description="upper bound of Kafka records per micro-batch (at least 1)"
     )
 
+    partitions_start: date = Field(date(2026, 1, 1), description="first day (UTC) of the hourly partitions, YYYY-MM-DD")
+    late_data_days: int = Field(2, ge=1, le=30, description="days back the lake sensor looks for late data (1-30)")
+    retention_days: int = Field(
+        365, ge=1, description="days of lake partitions and warehouse rows kept (mirrors the S3 lifecycle)"
+    )
+
     dagster_host: str = Field("127.0.0.1", description="address the Dagster UI listens on")
     dagster_port: Port = Field(3000, description="port of the Dagster UI (1-65535)")
     java_home: Path | None = Field(None, description="JDK 17+ to use; defaults to JAVA_HOME, then PATH")
@@ -166,6 +173,9 @@ class RuntimePaths:
         self.kafka_data = self.kafka / "data"
         self.dagster_home = self.root / "dagster"
         self.stream = self.root / "stream"
+        self.catalog = self.root / "catalog.duckdb"
+        self.athena = self.root / "athena.duckdb"
+        self.dbt = self.root / "dbt"
 
     def ensure(self) -> None:
         """Create the runtime directories, failing with a clear message when ``var/`` is not writable."""

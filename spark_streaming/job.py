@@ -25,12 +25,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from smartcity.atomic import write_json_atomically
 from smartcity.contracts import CONTRACTS, Contract
 from smartcity.errors import BrokerError, PlatformError
 from smartcity.jars import SPARK_KAFKA, classpath
 from smartcity.kafka.admin import kafka_problem
 from smartcity.settings import Settings
-from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts, write_json_atomically
+from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,6 @@ atomic exchange (``renameat2(RENAME_EXCHANGE)``), so a reader sees the old hour 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -28,12 +26,11 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from smartcity.atomic import exchange, write_json_atomically
 from smartcity.errors import PlatformError
 
 _BATCH_FILE = re.compile(r"^part-b(\d{12})(?:-\d+)?\.parquet$")
 _COMPACTED_FILE = re.compile(r"^compacted-b(\d{12})\.parquet$")
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 
 def local_root(uri: str) -> Path:
@@ -124,14 +121,6 @@ class Lake:
         return [json.loads(path.read_text()) for path in sorted(self.batches.glob("*.json"))]
 
 
-def write_json_atomically(path: Path, value: object) -> None:
-    """Write ``value`` as JSON so that readers see the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, sort_keys=True))
-    os.replace(temporary, path)
-
-
 def row_counts(files: Iterable[Path], root: Path) -> dict[str, int]:
     """Rows per partition directory (relative to ``root``), read from the Parquet footers only."""
     counts: dict[str, int] = {}
@@ -158,15 +147,6 @@ def last_committed_batch(checkpoint: Path) -> int | None:
     return max(ids, default=None)
 
 
-def _exchange(first: Path, second: Path) -> None:
-    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    result = libc.renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"atomic exchange of {first} and {second} failed: {os.strerror(errno)}")
-
-
 def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     """Rewrite the committed batch files of one hour directory as one file; readers see old or new, never both.
 
@@ -188,7 +168,7 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     for file in files:  # carry over what was not compacted (uncommitted batches)
         if file not in inputs:
             shutil.copy2(file, new_dir / file.name)
-    _exchange(new_dir, hour_dir)
+    exchange(new_dir, hour_dir)
     old_dir = new_dir  # after the exchange, this path holds the previous contents
     for late in sorted(set(old_dir.glob("*.parquet")) - {old_dir / f.name for f in files}):
         os.replace(late, hour_dir / late.name)  # a batch published while we compacted

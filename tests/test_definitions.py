@@ -10,15 +10,37 @@ import dagster as dg
 
 from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
-from smartcity_dagster.definitions import defs
+from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
+from smartcity_dagster.definitions import build_definitions
+
+GROUPS = {"ingestion", "catalog", "processed", "gold", "warehouse"}
 
 
-def test_definitions_resolve_with_the_kafka_topics(settings: Settings) -> None:
-    repository = defs.get_repository_def()
-    keys = {spec.key for spec in repository.asset_graph.asset_nodes}
-    assert keys == {dg.AssetKey(["kafka", topic]) for topic in settings.topics.values()}
-    for node in repository.asset_graph.asset_nodes:
-        assert node.description and node.group_name == "ingestion" and "kafka" in node.kinds
+def test_every_asset_is_described_grouped_owned_and_hourly(settings: Settings) -> None:
+    graph = build_definitions(settings).resolve_asset_graph()
+    streams = set(settings.topics)
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    for prefix in ("kafka", "raw", "catalog/raw", "processed"):
+        assert {f"{prefix}/{stream}" for stream in streams} <= keys
+    gold = {"traffic_hourly", "fleet_hourly", "weather_hourly", "incidents_hourly", "vehicle_trips"}
+    assert {f"gold/{m}" for m in gold} | {f"warehouse/{m}" for m in gold} <= keys
+    for node in graph.asset_nodes:
+        assert node.description and node.group_name in GROUPS and node.owners and node.kinds, node.key
+        if node.key.path[0] != "kafka":
+            assert isinstance(node.partitions_def, dg.HourlyPartitionsDefinition), node.key
+
+
+def test_gold_and_warehouse_run_by_automation_and_gold_has_freshness(settings: Settings) -> None:
+    graph = build_definitions(settings).resolve_asset_graph()
+    for node in graph.asset_nodes:
+        automated = node.automation_condition is not None
+        assert automated == (node.group_name in ("gold", "warehouse")), node.key
+        if node.group_name == "gold":
+            assert node.freshness_policy is not None
+
+
+def test_dbt_sources_are_generated_from_the_contracts() -> None:
+    assert SOURCES_FILE.read_text() == render_sources(), "regenerate models/sources.yml with render_sources()"
 
 
 def test_workspace_validates_with_the_dagster_cli(settings: Settings) -> None:

@@ -1,0 +1,197 @@
+"""Gold aggregates (the "Athena" step): dbt models run by dagster-dbt, one hour window per run.
+
+Locally the models run on DuckDB (dbt-duckdb) against the catalog's processed tables, attached read-only as
+``glue``, the way Athena queries Glue tables. After ``dbt build`` (models and their tests, which Dagster shows as
+asset checks), each hour of each model is exported to ``gold/<model>/event_date=…/event_hour=…`` as Parquet,
+swapped in atomically, and registered in the catalog, where the warehouse load reads it.
+"""
+
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from smartcity.atomic import replace_directory
+from smartcity.settings import Settings
+from smartcity_dagster.assets.catalog import CATALOG_POOL, partition_entries
+from smartcity_dagster.assets.processed import processed_key
+from smartcity_dagster.assets.raw import OWNERS
+from smartcity_dagster.automation import hourly_eager
+from smartcity_dagster.partitions import Hour, window_hours
+from smartcity_dagster.resources.catalog import GLUE_TYPES, GlueCatalog
+from smartcity_dagster.resources.duckdb_files import connect
+from smartcity_dagster.resources.lake import LocalLake
+from smartcity_dagster.tables import PROCESSED_TABLES, Column, TableSchema
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+SOURCES_FILE = DBT_PROJECT_DIR / "models" / "sources.yml"
+GOLD_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+
+
+def gold_key(model: str) -> dg.AssetKey:
+    return dg.AssetKey(["gold", model])
+
+
+def render_sources() -> str:
+    """dbt sources for the processed tables, generated from the contracts (committed; a test keeps it in sync)."""
+    tables = [
+        {
+            "name": table.name,
+            "description": table.description,
+            "meta": {"dagster": {"asset_key": list(processed_key(stream).path)}},
+            "columns": [{"name": c.name, "description": c.comment, "data_type": c.type} for c in table.columns],
+        }
+        for stream, table in PROCESSED_TABLES.items()
+    ]
+    document = {
+        "version": 2,
+        "sources": [
+            {
+                "name": "processed",
+                "description": "Processed tables registered in the catalog (Glue), attached as 'glue'.",
+                "database": "glue",
+                "schema": "processed",
+                "tables": tables,
+            }
+        ],
+    }
+    header = "# Generated from smartcity/contracts.py by smartcity_dagster.assets.gold.render_sources; do not edit.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=120)
+
+
+def write_profiles(settings: Settings) -> Path:
+    """profiles.yml for the local profile, written under var/ from the settings (no paths in the repository)."""
+    directory = settings.paths.dbt
+    directory.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "smartcity": {
+            "target": "local",
+            "outputs": {
+                "local": {
+                    "type": "duckdb",
+                    "path": str(settings.paths.athena),
+                    "threads": 2,
+                    "settings": {"TimeZone": "UTC"},
+                    "attach": [{"path": str(settings.paths.catalog), "alias": "glue", "read_only": True}],
+                }
+            },
+        }
+    }
+    text = yaml.safe_dump(profile, sort_keys=False)
+    path = directory / "profiles.yml"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return directory
+
+
+def dbt_project(settings: Settings) -> DbtProject:
+    """The dbt project, with its manifest parsed again whenever a model, macro or the project file changed."""
+    project = DbtProject(
+        project_dir=DBT_PROJECT_DIR, profiles_dir=write_profiles(settings), target_path=settings.paths.dbt / "target"
+    )
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *DBT_PROJECT_DIR.rglob("*.sql"), *DBT_PROJECT_DIR.rglob("*.yml")]
+    manifest = project.manifest_path
+    if not manifest.exists() or manifest.stat().st_mtime < max(path.stat().st_mtime for path in sources):
+        dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return project
+
+
+def dbt_resource(project: DbtProject) -> DbtCliResource:
+    """dbt from this environment, found next to the interpreter (PATH may not include the virtualenv)."""
+    return DbtCliResource(project_dir=project, dbt_executable=str(Path(sys.executable).with_name("dbt")))
+
+
+class GoldTranslator(DagsterDbtTranslator):
+    """Sources map to the processed assets; models become gold assets with automation and freshness."""
+
+    def __init__(self, lookback: timedelta) -> None:
+        super().__init__()
+        self.lookback = lookback
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] != "model":
+            return spec
+        return spec.replace_attributes(
+            key=gold_key(props["name"]),
+            group_name="gold",
+            owners=OWNERS,
+            automation_condition=hourly_eager(self.lookback),
+            freshness_policy=GOLD_FRESHNESS,
+        ).merge_attributes(kinds={"athena"})
+
+
+def dbt_vars(hours: list[Hour]) -> str:
+    """The window a run rebuilds, as dbt --vars (the models delete and re-insert exactly this window)."""
+    end = hours[-1].start + timedelta(hours=1)
+    return json.dumps({"window_start": f"{hours[0].start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"})
+
+
+def export_hours(athena: Path, lake_root: Path, model: str, hours: list[Hour]) -> list[Column]:
+    """Write each hour of a gold model to the lake as Parquet (swapped in atomically); return its columns."""
+    stage = lake_root / "_staging" / f"gold-{model}-{uuid.uuid4().hex}"
+    try:
+        with connect(athena, read_only=True) as db:
+            described = db.execute(f"DESCRIBE gold.{model}").fetchall()
+            for hour in hours:
+                rows = db.execute(
+                    f"SELECT count(*) FROM gold.{model} WHERE hour_start = ?", [hour.start.replace(tzinfo=None)]
+                ).fetchone()[0]
+                staged = stage / hour.relative_dir
+                if rows:
+                    staged.mkdir(parents=True)
+                    start = f"{hour.start:%Y-%m-%d %H:%M:%S}"
+                    db.execute(
+                        f"COPY (SELECT * FROM gold.{model} WHERE hour_start = TIMESTAMP '{start}' ORDER BY ALL) "
+                        f"TO '{staged / 'part-00000.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+                    )
+                replace_directory(staged if rows else None, lake_root / "gold" / model / hour.relative_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [Column(name, GLUE_TYPES.get(kind, "string"), "") for name, kind, *_ in described]
+
+
+def build_gold(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    project = dbt_project(settings)
+    lookback = timedelta(days=settings.late_data_days)
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name="gold_aggregates",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=GoldTranslator(lookback),
+        pool=CATALOG_POOL,
+    )
+    def gold_aggregates(
+        context: AssetExecutionContext, dbt: DbtCliResource, lake: LocalLake, catalog: GlueCatalog
+    ) -> Iterator[Any]:
+        hours = window_hours(context)
+        artifacts = settings.paths.dbt / "runs" / context.run_id
+        try:
+            invocation = dbt.cli(["build", "--vars", dbt_vars(hours)], context=context, target_path=artifacts)
+            events = list(invocation.stream())
+        finally:
+            shutil.rmtree(artifacts, ignore_errors=True)
+        dates = sorted({hour.start.date() for hour in hours})
+        for key in sorted(context.selected_asset_keys):
+            model = key.path[-1]
+            columns = export_hours(settings.paths.athena, Path(lake.root), model, hours)
+            location = lake.location("gold", model)
+            listed = {h: f for h, f in lake.list_hours("gold", model, dates).items() if h in hours}
+            table = TableSchema("gold", model, f"Gold aggregate {model} (dbt model).", tuple(columns))
+            catalog.register_table(table, location, partition_entries(lake, location, listed), hours)
+        yield from events
+
+    return gold_aggregates

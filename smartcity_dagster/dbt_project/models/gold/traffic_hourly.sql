@@ -1,0 +1,19 @@
+-- Traffic per camera and hour: vehicles seen, mean speed, and how congested the hour was.
+select
+    hour_start,
+    camera_id,
+    any_value(zone) as zone,
+    any_value(latitude) as latitude,
+    any_value(longitude) as longitude,
+    count(*) as reports,
+    sum(vehicle_count) as vehicles_seen,
+    avg(vehicle_count) as mean_vehicle_count,
+    avg(mean_speed_kmh) as mean_speed_kmh,
+    -- the worst level reported in the hour (deterministic, unlike the most frequent one on ties)
+    ['free', 'moderate', 'heavy', 'severe'][
+        max(list_position(['free', 'moderate', 'heavy', 'severe'], congestion_level))
+    ] as peak_congestion_level,
+    avg(case when congestion_level in ('heavy', 'severe') then 1.0 else 0.0 end) as congested_share
+from {{ source('processed', 'traffic') }}
+where {{ in_window('hour_start') }}
+group by hour_start, camera_id

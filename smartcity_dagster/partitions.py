@@ -1,0 +1,62 @@
+"""Hourly partitions on event time, and the lake's hour directories they map to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import dagster as dg
+
+from smartcity.settings import Settings
+
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+class Hour(NamedTuple):
+    """One event hour: the lake's ``event_date=…/event_hour=…`` directory and the partition key."""
+
+    start: datetime
+
+    @classmethod
+    def of_key(cls, key: str) -> Hour:
+        return cls(datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC))
+
+    @classmethod
+    def of_directory(cls, event_date: str, event_hour: str) -> Hour:
+        return cls(datetime.strptime(f"{event_date} {event_hour}", "%Y-%m-%d %H").replace(tzinfo=UTC))
+
+    @property
+    def key(self) -> str:
+        return self.start.strftime(PARTITION_FORMAT)
+
+    @property
+    def date(self) -> str:
+        return self.start.strftime("%Y-%m-%d")
+
+    @property
+    def hour(self) -> str:
+        return self.start.strftime("%H")
+
+    @property
+    def relative_dir(self) -> str:
+        return f"event_date={self.date}/event_hour={self.hour}"
+
+
+def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
+    """Hours from the configured start up to and including the current one (the stream lands into it)."""
+    return dg.HourlyPartitionsDefinition(
+        start_date=settings.partitions_start.strftime(PARTITION_FORMAT), timezone="UTC", end_offset=1
+    )
+
+
+def hours_between(start: datetime, end: datetime) -> list[Hour]:
+    """The hours of the half-open window [start, end)."""
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    count = int((end - first) / timedelta(hours=1))
+    return [Hour(first + timedelta(hours=i)) for i in range(count)]
+
+
+def window_hours(context: dg.AssetExecutionContext) -> list[Hour]:
+    """The hours a run covers: one partition, or a whole range when a backfill runs as one run."""
+    window = context.partition_time_window
+    return hours_between(window.start, window.end)

@@ -1,0 +1,135 @@
+"""The lake sensor: notices newly committed raw data per hour and requests the partitions it affects.
+
+Each tick lists only the recent date prefixes of every raw table (``late_data_days`` back), and compares the
+stream batch ids found per hour with the JSON cursor (hour → newest batch seen). Because the stream publishes
+batches in order and names files after their batch, "a batch id above the cursor" means "new data", while a
+compaction (which rewrites files of batches already seen) does not. Late data for an hour that was already
+processed shows up as a new batch in that hour and requests it again.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from smartcity.settings import Settings
+from smartcity_dagster.partitions import Hour
+from smartcity_dagster.resources.lake import LakeFile, LakeStorage
+
+
+@dataclass(frozen=True)
+class HourUpdate:
+    """New data in one hour of one raw table."""
+
+    stream: str
+    hour: Hour
+    newest_batch: int
+    new_files: int
+    new_rows: int
+    new_bytes: int
+    files: int
+    bytes: int
+
+    def metadata(self) -> dict[str, int]:
+        return {
+            "new_files": self.new_files,
+            "new_rows": self.new_rows,
+            "new_bytes": self.new_bytes,
+            "files": self.files,
+            "bytes": self.bytes,
+            "newest_batch": self.newest_batch,
+        }
+
+
+def cursor_key(stream: str, hour: Hour) -> str:
+    return f"{stream}/{hour.key}"
+
+
+def scan(
+    lake: LakeStorage, topics: dict[str, str], now: datetime, days: int, seen: dict[str, int]
+) -> tuple[list[HourUpdate], dict[str, int]]:
+    """Updates since ``seen`` in the last ``days`` days, and the cursor to store (older hours pruned)."""
+    dates = [(now - timedelta(days=back)).date() for back in range(days, -1, -1)]
+    oldest = Hour(datetime.combine(dates[0], datetime.min.time(), tzinfo=UTC))
+    cursor = {key: batch for key, batch in seen.items() if Hour.of_key(key.split("/", 1)[1]) >= oldest}
+    updates = []
+    for stream, topic in topics.items():
+        for hour, files in lake.list_hours("raw", topic, dates).items():
+            key = cursor_key(stream, hour)
+            new = [file for file in files if file.batch > seen.get(key, -1)]
+            if not new:
+                continue
+            update = _update(lake, stream, hour, files, new)
+            if update is not None:
+                updates.append(update)
+                cursor[key] = update.newest_batch
+    return updates, cursor
+
+
+def _update(
+    lake: LakeStorage, stream: str, hour: Hour, files: list[LakeFile], new: list[LakeFile]
+) -> HourUpdate | None:
+    try:
+        new_rows = sum(lake.row_count(file) for file in new)
+    except FileNotFoundError:
+        return None  # compaction swapped the hour since the listing: the next tick sees the compacted file
+    return HourUpdate(
+        stream=stream,
+        hour=hour,
+        newest_batch=max(file.batch for file in files),
+        new_files=len(new),
+        new_rows=new_rows,
+        new_bytes=sum(file.size for file in new),
+        files=len(files),
+        bytes=sum(file.size for file in files),
+    )
+
+
+def build_lake_sensor(
+    settings: Settings,
+    partitions: dg.HourlyPartitionsDefinition,
+    raw_keys: dict[str, dg.AssetKey],
+    target: dg.AssetSelection,
+) -> dg.SensorDefinition:
+    """A sensor recording raw materializations and requesting ``target`` for every hour with new data."""
+
+    @dg.sensor(
+        name="raw_lake_sensor",
+        description=(
+            "Lists the raw zone's recent date prefixes, records newly committed data per hour as raw "
+            "materializations (files, rows, bytes) and requests the catalog and processing steps for those hours."
+        ),
+        target=target,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def raw_lake_sensor(context: dg.SensorEvaluationContext, lake: LakeStorage) -> dg.SensorResult:
+        now = datetime.now(UTC)
+        seen = json.loads(context.cursor) if context.cursor else {}
+        updates, cursor = scan(lake, settings.topics, now, settings.late_data_days, seen)
+        valid_keys = set(partitions.get_partition_keys(current_time=now))
+        outside = [u for u in updates if u.hour.key not in valid_keys]
+        for update in outside:  # before the partitions start, or ahead of the clock: keep them for later
+            context.log.warning(f"{update.stream} has data for {update.hour.key}, outside the hourly partitions")
+            cursor.pop(cursor_key(update.stream, update.hour), None)
+            if (previous := seen.get(cursor_key(update.stream, update.hour))) is not None:
+                cursor[cursor_key(update.stream, update.hour)] = previous
+        accepted = [u for u in updates if u.hour.key in valid_keys]
+        hours = sorted({u.hour for u in accepted})
+        if not hours:
+            return dg.SensorResult(skip_reason="no new raw data", cursor=json.dumps(cursor, sort_keys=True))
+        events = [
+            dg.AssetMaterialization(raw_keys[u.stream], partition=u.hour.key, metadata=u.metadata()) for u in accepted
+        ]
+        requests = [
+            dg.RunRequest(
+                run_key=f"{hour.key}@{max(u.newest_batch for u in accepted if u.hour == hour)}",
+                partition_key=hour.key,
+            )
+            for hour in hours
+        ]
+        context.log.info(f"new raw data in {len(hours)} hour(s): {', '.join(h.key for h in hours)}")
+        return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor, sort_keys=True))
+
+    return raw_lake_sensor

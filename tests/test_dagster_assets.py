@@ -1,0 +1,165 @@
+"""The asset graph on a fixture lake: every step materializes per hour, reproducibly, with checks that can fail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.faults import FaultRates
+from simulator.lake_fixture import write_raw_fixture
+from smartcity.settings import Settings
+from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.partitions import Hour
+from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
+from smartcity_dagster.tables import RAW_TABLES, Column
+from tests.conftest import isolated_environment, settings_from
+
+FAULTS = FaultRates.build(0.02, duplicate=0.03, late=0.01, out_of_order=0.01)
+EXECUTABLE = ("catalog", "processed", "gold", "warehouse")
+
+
+def materialize_hour(
+    defs: dg.Definitions, instance: dg.DagsterInstance, key: str, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
+    """Run every executable asset (catalog → warehouse) for one hour partition, as one run."""
+    graph = defs.resolve_asset_graph()
+    selection = [k for k in graph.get_all_asset_keys() if k.path[0] in EXECUTABLE]
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        partition_key=key, instance=instance, asset_selection=selection, raise_on_error=raise_on_error
+    )
+
+
+def warehouse(settings: Settings, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(settings.var_dir / "warehouse.duckdb"), read_only=True) as db:
+        return db.execute(sql).df()
+
+
+def raw_frame(lake: Path, topic: str) -> pd.DataFrame:
+    files = sorted((lake / "raw" / topic).rglob("*.parquet"))
+    return pd.concat([pq.read_table(file).to_pandas() for file in files], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A fixture lake with duplicates, late and out-of-order events, and the graph run for its busiest hour."""
+    settings = settings_from(isolated_environment(tmp_path_factory.mktemp("assets") / "var"))
+    start = datetime.now(UTC).replace(minute=5, second=0, microsecond=0) - timedelta(hours=2)
+    write_raw_fixture(Path(settings.lake), settings.topics, seed=11, start=start, max_events=40_000, faults=FAULTS)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    hour = Hour(start.replace(minute=0))
+    result = materialize_hour(defs, instance, hour.key)
+    return {"settings": settings, "defs": defs, "instance": instance, "hour": hour, "result": result}
+
+
+def test_every_asset_materializes_for_the_hour_and_every_check_passes(city: dict) -> None:
+    result = city["result"]
+    assert result.success
+    materialized = {event.asset_key.path[0] for event in result.get_asset_materialization_events()}
+    assert materialized == set(EXECUTABLE)
+    checks = result.get_asset_check_evaluations()
+    assert checks, "no asset check ran"
+    failed = [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed]
+    assert not failed
+    names = {c.check_name for c in checks}
+    assert {"matches_contract", "reconciles_with_raw", "event_id_unique", "values_within_contract"} <= names
+    assert any(name.startswith("unique_combination") for name in names), "dbt tests are not asset checks"
+
+
+def test_warehouse_numbers_equal_an_independent_computation_from_the_raw_rows(city: dict) -> None:
+    settings, hour = city["settings"], city["hour"]
+    vehicle = raw_frame(Path(settings.lake), settings.topics["vehicle"]).drop_duplicates("event_id")
+    vehicle = vehicle[vehicle["event_time"].dt.floor("h") == pd.Timestamp(hour.start)]
+    fleet = warehouse(settings, "SELECT * FROM gold.fleet_hourly").set_index("hour_start")
+    row = fleet.loc[pd.Timestamp(hour.start.replace(tzinfo=None))]
+    assert row["events"] == len(vehicle)
+    assert row["vehicles_reporting"] == vehicle["device_id"].nunique()
+    assert row["mean_speed_kmh"] == pytest.approx(vehicle["speed_kmh"].mean(), abs=1e-9)
+    traffic = raw_frame(Path(settings.lake), settings.topics["traffic"]).drop_duplicates("event_id")
+    traffic = traffic[traffic["event_time"].dt.floor("h") == pd.Timestamp(hour.start)]
+    cameras = warehouse(settings, "SELECT camera_id, vehicles_seen FROM gold.traffic_hourly").set_index("camera_id")
+    assert cameras["vehicles_seen"].to_dict() == traffic.groupby("camera_id")["vehicle_count"].sum().to_dict()
+
+
+def test_raw_duplicates_are_removed_and_reconciled(city: dict) -> None:
+    settings, hour = city["settings"], city["hour"]
+    raw = raw_frame(Path(settings.lake), settings.topics["vehicle"])
+    raw = raw[raw["event_time"].dt.floor("h") == pd.Timestamp(hour.start)]
+    assert raw["event_id"].duplicated().sum() > 0, "the fixture should hold duplicates"
+    [event] = [
+        e
+        for e in city["result"].get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "processed/vehicle"
+    ]
+    metadata = event.materialization.metadata
+    assert metadata["raw_rows"].value == len(raw)
+    assert metadata["duplicates_removed"].value == raw["event_id"].duplicated().sum()
+
+
+def test_a_second_materialization_leaves_identical_rows(city: dict) -> None:
+    settings = city["settings"]
+    tables = ["traffic_hourly", "fleet_hourly", "weather_hourly", "incidents_hourly", "vehicle_trips"]
+    before = {t: warehouse(settings, f"SELECT * FROM gold.{t} ORDER BY ALL").round(9) for t in tables}
+    assert materialize_hour(city["defs"], city["instance"], city["hour"].key).success
+    for table in tables:
+        after = warehouse(settings, f"SELECT * FROM gold.{table} ORDER BY ALL").round(9)
+        pd.testing.assert_frame_equal(before[table], after, check_exact=True)
+
+
+def test_the_catalog_answers_queries_by_table_name(city: dict) -> None:
+    settings = city["settings"]
+    with duckdb.connect() as db:
+        db.execute(f"ATTACH '{settings.paths.catalog}' AS glue (READ_ONLY)")
+        processed = db.execute("SELECT count(*), count(DISTINCT event_id) FROM glue.processed.vehicle").fetchone()
+        gold = db.execute("SELECT count(*) FROM glue.gold.fleet_hourly").fetchone()[0]
+        partitions = db.execute(
+            "SELECT rows FROM glue.glue_meta.partitions WHERE database = 'processed' AND table_name = 'vehicle'"
+        ).fetchall()
+    assert processed[0] == processed[1] > 0
+    assert gold >= 1
+    assert sum(row[0] for row in partitions) == processed[0]
+
+
+def test_the_whole_graph_runs_on_an_empty_hour(city: dict) -> None:
+    empty = Hour(city["hour"].start - timedelta(days=1))
+    result = materialize_hour(city["defs"], city["instance"], empty.key)
+    assert result.success
+    rows = warehouse(
+        city["settings"],
+        f"SELECT count(*) AS n FROM gold.fleet_hourly WHERE hour_start = '{empty.start:%Y-%m-%d %H:%M}'",
+    )
+    assert rows["n"][0] == 0
+
+
+def test_a_type_change_fails_the_schema_check_naming_the_column(city: dict, tmp_path: Path) -> None:
+    settings, hour = city["settings"], Hour(city["hour"].start - timedelta(days=1, hours=1))
+    target = Path(settings.lake) / "raw" / settings.topics["weather"] / hour.relative_dir
+    target.mkdir(parents=True)
+    sample = next((Path(settings.lake) / "raw" / settings.topics["weather"]).rglob("*.parquet"))
+    frame = pq.read_table(sample).to_pandas()
+    frame["aqi"] = frame["aqi"].astype(str)  # an integer field now arrives as text
+    frame.to_parquet(target / "part-b000000000009.parquet")
+    result = materialize_hour(city["defs"], city["instance"], hour.key, raise_on_error=False)
+    assert not result.success  # the blocking check stops the hour before processing
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.asset_key.to_user_string() for c in failed] == ["catalog/raw/weather"]
+    assert "'aqi'" in failed[0].description
+
+
+def test_catalog_adds_an_optional_column_and_refuses_a_type_change(tmp_path: Path) -> None:
+    catalog = DuckDbCatalog(path=str(tmp_path / "catalog.duckdb"))
+    table = RAW_TABLES["weather"]
+    catalog.register_table(table, str(tmp_path / "raw"), [], [])
+    wider = table._replace(columns=(*table.columns, Column("uv_index", "double", "new optional field")))
+    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []).added_columns == ["uv_index"]
+    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []).added_columns == []
+    changed = wider._replace(columns=tuple(c._replace(type="string") if c.name == "aqi" else c for c in wider.columns))
+    with pytest.raises(SchemaDriftError, match="column 'aqi' is registered as bigint but is now string"):
+        catalog.register_table(changed, str(tmp_path / "raw"), [], [])
