@@ -139,15 +139,17 @@ def _history(spark: SparkSession, raw_dir: Path, stream: str, hours: list[Hour])
     return deduplicate(read_raw(spark, raw_dir, files)) if files else None
 
 
-def process_hours(spark: SparkSession, lake_root: Path, topic: str, stream: str, hours: list[Hour]) -> dict:
-    """Rebuild the processed hours of one stream from its raw hours; returns {Hour: HourCounts}.
+def process_hours(
+    spark: SparkSession, lake_root: Path, topic: str, stream: str, hours: list[Hour], inputs: dict[Hour, list[Path]]
+) -> dict:
+    """Rebuild the processed hours of one stream from exactly the raw files ``inputs``; returns {Hour: HourCounts}.
 
-    Hours without raw data lose their processed directory (there is nothing to show for them), so running the
-    step twice, or after a raw hour was compacted, always yields the same rows.
+    The caller lists the raw files once and checks against the same list: the stream may publish more while
+    this runs (the lake sensor then requests the hour again). Hours without raw data lose their processed
+    directory, so running the step twice, or after a raw hour was compacted, always yields the same rows.
     """
     raw_dir = lake_root / "raw" / topic
     target_dir = lake_root / "processed" / stream
-    inputs = hour_files(raw_dir, hours)
     stage = lake_root / "_staging" / f"processed-{stream}-{uuid.uuid4().hex}"
     try:
         if inputs:

@@ -94,7 +94,10 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
         for key in sorted(context.selected_asset_keys):
             stream, topic = key.path[-1], settings.topics[key.path[-1]]
             raw_listed = {h: f for h, f in lake.list_hours("raw", topic, dates).items() if h in hours}
-            counts = process_hours(pyspark.spark_session, Path(lake.root), topic, stream, hours) if raw_listed else {}
+            inputs = {hour: [Path(file.path) for file in files] for hour, files in raw_listed.items()}
+            counts = (
+                process_hours(pyspark.spark_session, Path(lake.root), topic, stream, hours, inputs) if inputs else {}
+            )
             location = lake.location("processed", stream)
             listed = {h: f for h, f in lake.list_hours("processed", stream, dates).items() if h in hours}
             catalog.register_table(PROCESSED_TABLES[stream], location, partition_entries(lake, location, listed), hours)

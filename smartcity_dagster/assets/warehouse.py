@@ -28,7 +28,8 @@ def read_gold(files: list[str]) -> pa.Table | None:
         return None
     with duckdb.connect() as db:
         db.execute("SET TimeZone = 'UTC'")
-        return db.execute("SELECT * FROM read_parquet(?) ORDER BY ALL", [files]).fetch_arrow_table()
+        query = "SELECT * FROM read_parquet(?, hive_partitioning = false) ORDER BY ALL"
+        return db.execute(query, [files]).fetch_arrow_table()
 
 
 def build_warehouse(

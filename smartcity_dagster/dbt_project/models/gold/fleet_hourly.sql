@@ -16,7 +16,7 @@ with per_vehicle as (
 select
     hour_start,
     count(*) as vehicles_reporting,
-    sum(events) as events,
+    sum(events)::bigint as events,
     sum(speed_sum) / sum(events) as mean_speed_kmh,
     max(max_speed_kmh) as max_speed_kmh,
     sum(distance_km) as distance_km,

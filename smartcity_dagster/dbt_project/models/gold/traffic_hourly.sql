@@ -6,7 +6,7 @@ select
     any_value(latitude) as latitude,
     any_value(longitude) as longitude,
     count(*) as reports,
-    sum(vehicle_count) as vehicles_seen,
+    sum(vehicle_count)::bigint as vehicles_seen,
     avg(vehicle_count) as mean_vehicle_count,
     avg(mean_speed_kmh) as mean_speed_kmh,
     -- the worst level reported in the hour (deterministic, unlike the most frequent one on ties)
