@@ -53,6 +53,8 @@ case "${1:-}" in
   test)
     shift
     if ! command -v docker-compose >/dev/null; then apt_install docker-compose; fi
+    # a real PostgreSQL server for the warehouse tests (started per test session on loopback)
+    if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then apt_install postgresql; fi
     exec .venv/bin/pytest "$@"
     ;;
   "") ;;

@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         items[f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
         items[f"{ENV_PREFIX}LAKE_URI"] = self.lake
         items[f"{ENV_PREFIX}CHECKPOINT_URI"] = self.checkpoints
-        items[f"{ENV_PREFIX}WAREHOUSE_URL"] = _redact(self.warehouse)
+        items[f"{ENV_PREFIX}WAREHOUSE_URL"] = redact_url(self.warehouse)
         return {key: "" if value is None else str(value) for key, value in items.items()}
 
 
@@ -189,7 +189,7 @@ class RuntimePaths:
                 ) from exc
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.password:
         return url.replace(f":{parsed.password}@", ":***@")

@@ -8,9 +8,11 @@ subprocess, sees the same configuration a user would set. Resolved jars are shar
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +87,23 @@ def broker(settings: Settings) -> Iterator[LocalBroker]:
 def private_environment(tmp_path: Path) -> dict[str, str]:
     """Settings for a second, private platform instance (own var/ and ports) within one test."""
     return isolated_environment(tmp_path / "var")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for the session (Debian's postgresql package), trust auth."""
+    bindir = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    root = Path(tempfile.mkdtemp(prefix="smartcity-pg-"))  # outside pytest's 0700 tree: the server user reads it
+    as_server = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        as_server = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+    subprocess.run([*as_server, bindir / "initdb", "-D", data, "-A", "trust", "-U", "smartcity", "--no-sync"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_server, bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o", options, "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    yield f"postgresql://smartcity@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_server, bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The warehouse (Redshift): gold aggregates loaded per hour window, idempotently (the window is replaced).
 
-:class:`Warehouse` is the interface; :class:`DuckDbWarehouse` implements it for the local profile. Every table
+:class:`Warehouse` is the interface; :class:`DuckDbWarehouse` (the default) and :class:`PostgresWarehouse`
+implement it for the local profile. Every table
 has an ``hour_start`` column; loading a window deletes its rows and inserts the new ones in one transaction,
 so loading twice leaves the same rows and a reader never sees the window half-loaded.
 """
@@ -13,9 +14,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
+import psycopg
 import pyarrow as pa
 
-from smartcity.errors import ConfigError
+from smartcity.errors import ConfigError, PlatformError
+from smartcity.settings import redact_url
 from smartcity_dagster.resources.duckdb_files import connect
 
 SCHEMA = "gold"
@@ -83,12 +86,84 @@ class DuckDbWarehouse(Warehouse):
         return [row[0] for row in rows]
 
 
+_POSTGRES_TYPES = (
+    (pa.types.is_string, "text"),
+    (pa.types.is_large_string, "text"),
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_integer, "integer"),
+    (pa.types.is_floating, "double precision"),
+    (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_boolean, "boolean"),
+)
+
+
+def postgres_type(arrow_type: pa.DataType) -> str:
+    for matches, name in _POSTGRES_TYPES:
+        if matches(arrow_type):
+            return name
+    raise ConfigError(f"no PostgreSQL type for the Arrow type {arrow_type}")
+
+
+class PostgresWarehouse(Warehouse):
+    """The warehouse in PostgreSQL (psycopg 3): the local stand-in for Redshift, which speaks the same SQL here."""
+
+    url: str
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.OperationalError as error:
+            raise PlatformError(
+                f"cannot reach the PostgreSQL warehouse at {redact_url(self.url)}: {str(error).strip()}. "
+                "Check SMARTCITY_WAREHOUSE_URL and that the server is running."
+            ) from error
+
+    def replace_window(self, table: str, rows: pa.Table | None, start: datetime, end: datetime) -> int:
+        if rows is None and table not in self.tables():
+            return 0
+        window = (_naive_utc(start), _naive_utc(end))
+        with self._connect() as connection, connection.transaction():
+            if rows is not None:
+                columns = ", ".join(f'"{f.name}" {postgres_type(f.type)}' for f in rows.schema)
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} ({columns})")
+            connection.execute(f"DELETE FROM {SCHEMA}.{table} WHERE hour_start >= %s AND hour_start < %s", window)
+            if rows is not None:
+                names = ", ".join(f'"{name}"' for name in rows.column_names)
+                with connection.cursor().copy(f"COPY {SCHEMA}.{table} ({names}) FROM STDIN") as copy:
+                    for row in rows.to_pylist():
+                        copy.write_row([_naive(value) for value in row.values()])
+        return 0 if rows is None else rows.num_rows
+
+    def delete_before(self, table: str, cutoff: datetime) -> int:
+        if table not in self.tables():
+            return 0
+        with self._connect() as connection:
+            cursor = connection.execute(f"DELETE FROM {SCHEMA}.{table} WHERE hour_start < %s", (_naive_utc(cutoff),))
+            return cursor.rowcount
+
+    def tables(self) -> list[str]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (SCHEMA,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+
+def _naive(value: object) -> object:
+    return _naive_utc(value) if isinstance(value, datetime) else value
+
+
 def warehouse_from_url(url: str) -> Warehouse:
     """The warehouse implementation for a ``SMARTCITY_WAREHOUSE_URL``."""
     parsed = urlparse(url)
-    if parsed.scheme == "duckdb":
+    scheme = parsed.scheme.split("+", 1)[0]
+    if scheme == "duckdb":
         return DuckDbWarehouse(path=parsed.path)
+    if scheme == "postgresql":
+        return PostgresWarehouse(url=url.replace(parsed.scheme + "://", "postgresql://", 1))
     raise ConfigError(
-        f"SMARTCITY_WAREHOUSE_URL={url!r}: only duckdb:/// warehouses are implemented in the local profile so far "
-        "(PostgreSQL and Redshift loaders are not built yet)"
+        f"SMARTCITY_WAREHOUSE_URL={redact_url(url)!r}: the local profile loads duckdb:/// or postgresql:// "
+        "warehouses; Redshift comes with the aws profile"
     )
