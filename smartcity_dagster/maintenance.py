@@ -12,6 +12,7 @@ from dagster import OpExecutionContext
 
 from smartcity.atomic import replace_directory
 from smartcity.settings import Settings
+from smartcity_dagster.assets.catalog import CATALOG_POOL
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.lake import LocalLake
@@ -59,7 +60,8 @@ def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[
             f"warehouse rows {rows}"
         )
 
-    @dg.op(description="Compact each raw hour's committed stream batch files into one file.")
+    # In the catalog's pool: never while a catalog or processing step reads the raw files it would swap away.
+    @dg.op(description="Compact each raw hour's committed stream batch files into one file.", pool=CATALOG_POOL)
     def compact_raw_hours(context: OpExecutionContext) -> None:
         compacted = compact(settings)
         context.log.info(f"compacted {len(compacted)} raw hour(s)")
