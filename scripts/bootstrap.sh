@@ -55,6 +55,8 @@ case "${1:-}" in
     if ! command -v docker-compose >/dev/null; then apt_install docker-compose; fi
     # a real PostgreSQL server for the warehouse tests (started per test session on loopback)
     if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then apt_install postgresql; fi
+    # the dashboard's browser test drives Debian's chromium headless (Playwright, no browser download)
+    if ! command -v chromium >/dev/null; then apt_install chromium; fi
     exec .venv/bin/pytest "$@"
     ;;
   "") ;;

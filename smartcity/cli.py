@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -267,12 +268,24 @@ def stream_compact(settings: Settings, min_files: int) -> None:
     click.echo(f"{len(compacted)} hour(s) compacted")
 
 
+@cli.command("dashboard")
+@_with_settings
+def dashboard_command_(settings: Settings) -> None:
+    """Serve the Streamlit dashboard over the warehouse in the foreground (Ctrl-C stops it)."""
+    from smartcity.platform import dashboard_command, dashboard_url
+
+    click.echo(
+        f"dashboard on {dashboard_url(settings)} (warehouse {settings.public_items()['SMARTCITY_WAREHOUSE_URL']})"
+    )
+    raise SystemExit(subprocess.call(dashboard_command(settings)))
+
+
 @cli.command("run")
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Run the ingestion stream too.")
 @_with_settings
 def run_command(settings: Settings, simulate: bool, stream: bool) -> None:
-    """Run the platform in the foreground: broker, simulator, stream, Dagster UI. Ctrl-C stops them all."""
+    """Run the platform in the foreground: broker, simulator, stream, Dagster, dashboard. Ctrl-C stops them all."""
     from smartcity.platform import run_platform
 
     run_platform(settings, simulate=simulate, stream=stream)

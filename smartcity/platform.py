@@ -95,6 +95,27 @@ def start_stream(settings: Settings) -> Service:
     return start_service(settings, "stream", [sys.executable, "-m", "spark_streaming", "--mode", "continuous"])
 
 
+def dashboard_url(settings: Settings) -> str:
+    return f"http://{settings.dashboard_host}:{settings.dashboard_port}"
+
+
+def dashboard_command(settings: Settings) -> list[str]:
+    """Streamlit serving dashboard/app.py on the configured address, headless, without usage statistics."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+        "--server.address", settings.dashboard_host, "--server.port", str(settings.dashboard_port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+
+
+def start_dashboard(settings: Settings) -> Service:
+    """The Streamlit dashboard, returning once its health endpoint answers."""
+    require_free_port(settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT")
+    service = start_service(settings, "dashboard", dashboard_command(settings))
+    wait_for_http(f"{dashboard_url(settings)}/_stcore/health", service, timeout=120)
+    return service
+
+
 def wait_for_http(url: str, service: Service, timeout: float) -> None:
     """Wait until ``url`` answers, failing early if the service exits."""
     deadline = time.monotonic() + timeout
@@ -142,8 +163,10 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
         if stream:
             services.append(start_stream(settings))
         services.append(start_dagster(settings))
+        services.append(start_dashboard(settings))
         print(
             "\nsmart-city platform is up (Ctrl-C stops it)\n"
+            f"  dashboard      {dashboard_url(settings)}\n"
             f"  Dagster UI     {dagster_url(settings)}\n"
             f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
             f"  simulator      {'real time, default city' if simulate else 'off'}\n"

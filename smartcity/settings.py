@@ -111,6 +111,14 @@ class Settings(BaseSettings):
 
     dagster_host: str = Field("127.0.0.1", description="address the Dagster UI listens on")
     dagster_port: Port = Field(3000, description="port of the Dagster UI (1-65535)")
+    dashboard_host: str = Field("127.0.0.1", description="address the Streamlit dashboard listens on")
+    dashboard_port: Port = Field(8501, description="port of the Streamlit dashboard (1-65535)")
+    dashboard_refresh_seconds: int = Field(
+        30, ge=5, le=3600, description="how often the dashboard reloads its data, seconds (5-3600)"
+    )
+    dashboard_stale_minutes: int = Field(
+        15, ge=1, description="the dashboard warns when the newest event is older than this, minutes"
+    )
     java_home: Path | None = Field(None, description="JDK 17+ to use; defaults to JAVA_HOME, then PATH")
 
     @model_validator(mode="after")

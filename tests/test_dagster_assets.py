@@ -19,21 +19,9 @@ from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
 from smartcity_dagster.tables import RAW_TABLES, Column
 from tests.conftest import isolated_environment, settings_from
+from tests.graph import EXECUTABLE, run_graph
 
 FAULTS = FaultRates.build(0.02, duplicate=0.03, late=0.01, out_of_order=0.01)
-EXECUTABLE = ("catalog", "processed", "gold", "warehouse")
-
-
-def materialize_hour(
-    defs: dg.Definitions, instance: dg.DagsterInstance, key: str, raise_on_error: bool = True
-) -> dg.ExecuteInProcessResult:
-    """Run every executable asset (catalog → warehouse) for one hour partition, as one run."""
-    graph = defs.resolve_asset_graph()
-    selection = [k for k in graph.get_all_asset_keys() if k.path[0] in EXECUTABLE]
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        partition_key=key, instance=instance, asset_selection=selection, raise_on_error=raise_on_error
-    )
 
 
 def warehouse(settings: Settings, sql: str) -> pd.DataFrame:
@@ -55,7 +43,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     hour = Hour(start.replace(minute=0))
-    result = materialize_hour(defs, instance, hour.key)
+    result = run_graph(defs, instance, hour.key)
     return {"settings": settings, "defs": defs, "instance": instance, "hour": hour, "result": result}
 
 
@@ -107,7 +95,7 @@ def test_a_second_materialization_leaves_identical_rows(city: dict) -> None:
     settings = city["settings"]
     tables = ["traffic_hourly", "fleet_hourly", "weather_hourly", "incidents_hourly", "vehicle_trips"]
     before = {t: warehouse(settings, f"SELECT * FROM gold.{t} ORDER BY ALL").round(9) for t in tables}
-    assert materialize_hour(city["defs"], city["instance"], city["hour"].key).success
+    assert run_graph(city["defs"], city["instance"], city["hour"].key).success
     for table in tables:
         after = warehouse(settings, f"SELECT * FROM gold.{table} ORDER BY ALL").round(9)
         pd.testing.assert_frame_equal(before[table], after, check_exact=True)
@@ -129,7 +117,7 @@ def test_the_catalog_answers_queries_by_table_name(city: dict) -> None:
 
 def test_the_whole_graph_runs_on_an_empty_hour(city: dict) -> None:
     empty = Hour(city["hour"].start - timedelta(days=1))
-    result = materialize_hour(city["defs"], city["instance"], empty.key)
+    result = run_graph(city["defs"], city["instance"], empty.key)
     assert result.success
     rows = warehouse(
         city["settings"],
@@ -146,7 +134,7 @@ def test_a_type_change_fails_the_schema_check_naming_the_column(city: dict, tmp_
     frame = pq.read_table(sample).to_pandas()
     frame["aqi"] = frame["aqi"].astype(str)  # an integer field now arrives as text
     frame.to_parquet(target / "part-b000000000009.parquet")
-    result = materialize_hour(city["defs"], city["instance"], hour.key, raise_on_error=False)
+    result = run_graph(city["defs"], city["instance"], hour.key, raise_on_error=False)
     assert not result.success  # the blocking check stops the hour before processing
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
     assert [c.asset_key.to_user_string() for c in failed] == ["catalog/raw/weather"]

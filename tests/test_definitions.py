@@ -22,7 +22,15 @@ def test_every_asset_is_described_grouped_owned_and_hourly(settings: Settings) -
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     for prefix in ("kafka", "raw", "catalog/raw", "processed"):
         assert {f"{prefix}/{stream}" for stream in streams} <= keys
-    gold = {"traffic_hourly", "fleet_hourly", "weather_hourly", "incidents_hourly", "vehicle_trips"}
+    gold = {
+        "traffic_hourly",
+        "fleet_hourly",
+        "weather_hourly",
+        "incidents_hourly",
+        "vehicle_trips",
+        "events_hourly",
+        "incident_events",
+    }
     assert {f"gold/{m}" for m in gold} | {f"warehouse/{m}" for m in gold} <= keys
     for node in graph.asset_nodes:
         assert node.description and node.group_name in GROUPS and node.owners and node.kinds, node.key

@@ -14,7 +14,7 @@ from simulator.lake_fixture import write_raw_fixture
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
 from tests.conftest import isolated_environment, settings_from
-from tests.test_dagster_assets import materialize_hour
+from tests.graph import run_graph
 
 
 def hour_dirs(lake: Path, hour: Hour) -> list[Path]:
@@ -31,7 +31,7 @@ def test_retention_drops_old_hours_from_lake_catalog_and_warehouse(tmp_path: Pat
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     for hour in (old, recent):
-        assert materialize_hour(defs, instance, hour.key).success
+        assert run_graph(defs, instance, hour.key).success
     assert {path.parts[-4] for path in hour_dirs(lake, old)} == {"raw", "processed", "gold"}
 
     assert defs.get_job_def("retention_job").execute_in_process(instance=instance).success

@@ -14,13 +14,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
 from smartcity.kafka.admin import ensure_topics
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
+from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.resources.lake import LocalLake
 from tests.conftest import SMARTCITY, isolated_environment, run_cli, settings_from
+from tests.graph import run_graph
 
 pytestmark = pytest.mark.broker
 MALFORMED = {"invalid_json", "wrong_type", "missing_field", "out_of_range", "invalid_utf8", "oversized"}
@@ -248,11 +252,6 @@ def test_sigkill_three_times_during_200k_events_loses_and_duplicates_nothing(
 
 def test_the_dagster_graph_reconciles_the_drained_run_with_the_ledger(drained: dict) -> None:
     """Kafka → stream → lake sensor → one backfill run over every hour it requests → warehouse = the ledger."""
-    import dagster as dg
-
-    from smartcity_dagster.definitions import build_definitions
-    from smartcity_dagster.resources.lake import LocalLake
-
     settings = settings_from(drained["environment"])
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
@@ -260,12 +259,7 @@ def test_the_dagster_graph_reconciles_the_drained_run_with_the_ledger(drained: d
             hours = sorted(
                 request.partition_key for request in defs.get_sensor_def("raw_lake_sensor")(context).run_requests
             )
-        selection = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] not in ("kafka", "raw")]
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance,
-            asset_selection=selection,
-            tags={"dagster/asset_partition_range_start": hours[0], "dagster/asset_partition_range_end": hours[-1]},
-        )
+        result = run_graph(defs, instance, hours[0], hours[-1])
     assert result.success
     fleet = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["warehouse", "fleet_hourly"]]
     assert {e.partition for e in fleet} >= set(hours), "one run materializes every hour of the backfill"

@@ -17,7 +17,7 @@ from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.warehouse import Warehouse, warehouse_from_url
 from tests.conftest import isolated_environment, settings_from
-from tests.test_dagster_assets import materialize_hour
+from tests.graph import run_graph
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 
@@ -79,7 +79,7 @@ def test_the_graph_loads_postgres_when_a_url_is_configured(postgres_url: str, tm
     write_raw_fixture(Path(settings.lake), settings.topics, seed=2, start=start, max_events=6_000)
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA IF EXISTS gold CASCADE")
-    assert materialize_hour(
+    assert run_graph(
         build_definitions(settings), dg.DagsterInstance.ephemeral(), Hour(start.replace(minute=0)).key
     ).success
     with psycopg.connect(postgres_url) as connection:

@@ -178,7 +178,7 @@ def build_gold(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.As
         context: AssetExecutionContext, dbt: DbtCliResource, lake: LocalLake, catalog: GlueCatalog
     ) -> Iterator[Any]:
         hours = window_hours(context)
-        artifacts = settings.paths.dbt / "runs" / context.run_id
+        artifacts = settings.paths.dbt / "runs" / context.run.run_id
         try:
             invocation = dbt.cli(["build", "--vars", dbt_vars(hours)], context=context, target_path=artifacts)
             events = list(invocation.stream())

@@ -1,0 +1,5 @@
+"""Dashboard page: Trends."""
+
+from dashboard.views import show, trends
+
+show(trends, "Trends")

@@ -1,0 +1,79 @@
+"""The dashboard's query layer: read-only SQL against the warehouse, DuckDB or PostgreSQL, behind one function.
+
+The DuckDB warehouse file has one writer at a time (the Dagster load). Each query opens a read-only connection,
+runs, and closes, retrying while the loader holds the lock, so the dashboard keeps serving while a partition
+loads and never holds the file long enough to block the loader. Failures become :class:`WarehouseUnavailable`
+or :class:`NoData` with a message that says what to run or check.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+import pandas as pd
+import psycopg
+
+from smartcity.settings import redact_url
+
+LOCK_WAIT_S = 30.0
+TABLES = (
+    "events_hourly",
+    "fleet_hourly",
+    "traffic_hourly",
+    "weather_hourly",
+    "incidents_hourly",
+    "incident_events",
+    "vehicle_trips",
+)
+
+
+class WarehouseUnavailable(Exception):
+    """The warehouse cannot be reached or opened."""
+
+
+class NoData(Exception):
+    """The warehouse is reachable but the gold tables are not there (yet)."""
+
+
+def _duckdb_query(path: Path, sql: str, params: list) -> pd.DataFrame:
+    if not path.exists():
+        raise NoData(f"the warehouse file {path} does not exist yet")
+    deadline, delay = time.monotonic() + LOCK_WAIT_S, 0.05
+    while True:
+        try:
+            with duckdb.connect(str(path), read_only=True) as db:
+                db.execute("SET TimeZone = 'UTC'")
+                return db.execute(sql, params).df()
+        except duckdb.CatalogException as error:
+            raise NoData(str(error).splitlines()[0]) from error
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise WarehouseUnavailable(f"cannot open {path}: {error}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _postgres_query(url: str, sql: str, params: list) -> pd.DataFrame:
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), params)
+            columns = [column.name for column in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+    except psycopg.errors.UndefinedTable as error:
+        raise NoData(str(error).splitlines()[0]) from error
+    except psycopg.OperationalError as error:
+        raise WarehouseUnavailable(f"cannot reach {redact_url(url)}: {str(error).strip()}") from error
+
+
+def query(url: str, sql: str, params: list | None = None) -> pd.DataFrame:
+    """Run a read-only query (``?`` placeholders, portable SQL) against the warehouse at ``url``."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme.split("+", 1)[0]
+    if scheme == "duckdb":
+        return _duckdb_query(Path(parsed.path), sql, params or [])
+    if scheme == "postgresql":
+        return _postgres_query(url.replace(parsed.scheme + "://", "postgresql://", 1), sql, params or [])
+    raise WarehouseUnavailable(f"the dashboard reads duckdb:/// or postgresql:// warehouses, not {redact_url(url)}")

@@ -1,0 +1,230 @@
+"""The dashboard over a warehouse built by the real graph from a seeded fixture: data layer, pages, browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from streamlit.testing.v1 import AppTest
+
+from dashboard import data
+from simulator.city import Scenario
+from simulator.faults import FaultRates
+from simulator.lake_fixture import write_raw_fixture
+from smartcity.platform import dashboard_command
+from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.partitions import Hour
+from tests.conftest import isolated_environment, settings_from
+from tests.graph import run_graph
+
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
+ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "dashboard"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def deduplicated(settings: Settings, stream: str, before: datetime) -> pd.DataFrame:
+    """The fixture's raw rows of one stream, deduplicated on event_id, with event time before ``before``."""
+    files = sorted((Path(settings.lake) / "raw" / settings.topics[stream]).rglob("*.parquet"))
+    frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True).drop_duplicates("event_id")
+    return frame[frame["event_time"] < pd.Timestamp(before)]
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A seeded city loaded for its busy hour and the three before it (late events); incidents left open."""
+    environment = isolated_environment(tmp_path_factory.mktemp("dashboard") / "var")
+    settings = settings_from(environment)
+    hour = Hour((datetime.now(UTC) - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0))
+    write_raw_fixture(
+        Path(settings.lake), settings.topics, seed=21, start=hour.start + timedelta(minutes=20), max_events=20_000,
+        scenario=Scenario(incidents_per_hour=600), faults=FaultRates.build(0.0, duplicate=0.02, late=0.01),
+    )  # fmt: skip
+    first = Hour(hour.start - timedelta(hours=3))
+    assert run_graph(build_definitions(settings), dg.DagsterInstance.ephemeral(), first.key, hour.key).success
+    end = hour.start + timedelta(hours=1)  # later hours (incidents resolving) are not loaded: those stay open
+    frames = {stream: deduplicated(settings, stream, end) for stream in settings.topics}
+    in_hour = {stream: frame[frame["event_time"] >= pd.Timestamp(hour.start)] for stream, frame in frames.items()}
+    emergency = frames["emergency"].sort_values(["event_time", "status"])
+    latest_status = emergency.groupby("incident_id")["status"].last()
+    expected = {
+        "Vehicles reporting": f"{in_hour['vehicle']['device_id'].nunique():,}",
+        "Mean speed": f"{in_hour['vehicle']['speed_kmh'].mean():.1f} km/h",
+        "Open incidents": f"{(latest_status != 'resolved').sum():,}",
+        "Worst air quality": f"AQI {in_hour['weather']['aqi'].max()}",
+        "Events in the last hour": f"{sum(len(frame) for frame in in_hour.values()):,}",
+    }
+    return {"environment": environment, "settings": settings, "hour": hour, "expected": expected}
+
+
+def test_kpis_equal_an_independent_computation_from_the_fixture(city: dict) -> None:
+    kpis = data.kpis(city["settings"].warehouse)
+    expected = city["expected"]
+    assert kpis.latest_hour == city["hour"].start.replace(tzinfo=None)
+    assert f"{kpis.vehicles_reporting:,}" == expected["Vehicles reporting"]
+    assert f"{kpis.mean_speed_kmh:.1f} km/h" == expected["Mean speed"]
+    assert f"{kpis.open_incidents:,}" == expected["Open incidents"] != "0"
+    assert f"AQI {kpis.worst_aqi}" == expected["Worst air quality"]
+    assert f"{kpis.events_last_hour:,}" == expected["Events in the last hour"]
+
+
+def app_test(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], page: str | None = None) -> AppTest:
+    """The app under AppTest with ``environment`` set for this test (and every later ``run()`` of it)."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    test = AppTest.from_file(APP, default_timeout=60)
+    test.run()
+    if page:
+        test.switch_page(page).run()
+    return test
+
+
+def test_overview_page_shows_the_tiles_and_the_freshness_line(monkeypatch: pytest.MonkeyPatch, city: dict) -> None:
+    test = app_test(monkeypatch, city["environment"])
+    assert not test.exception
+    assert {metric.label: metric.value for metric in test.metric} == city["expected"]
+    assert test.warning and "Data as of" in test.warning[0].value  # the fixture's hour is hours old: stale
+
+
+@pytest.mark.parametrize("page", ["map", "trends", "incidents", "vehicles"])
+def test_every_page_renders_without_error(monkeypatch: pytest.MonkeyPatch, city: dict, page: str) -> None:
+    test = app_test(monkeypatch, city["environment"], f"pages/{page}.py")
+    assert not test.exception and not test.error, (test.exception, test.error)
+
+
+def test_trend_filters_apply_to_every_chart(monkeypatch: pytest.MonkeyPatch, city: dict) -> None:
+    test = app_test(monkeypatch, city["environment"], "pages/trends.py")
+    zones = test.multiselect[0].options
+    assert zones
+    test.multiselect[0].select(zones[0]).run()
+    assert not test.exception
+    assert len(test.get("vega_lite_chart")) == 5
+
+
+def test_incident_filters_narrow_the_table(monkeypatch: pytest.MonkeyPatch, city: dict) -> None:
+    test = app_test(monkeypatch, city["environment"], "pages/incidents.py")
+    everything = int(test.metric[0].value)
+    test.multiselect[2].select("resolved").run()
+    resolved = int(test.metric[0].value)
+    assert 0 < resolved < everything
+
+
+def test_an_empty_warehouse_says_what_to_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    test = app_test(monkeypatch, isolated_environment(tmp_path / "var"))
+    assert not test.exception
+    assert "No data in the warehouse yet" in test.info[0].value and "make run" in test.info[0].value
+
+
+def test_an_unreachable_warehouse_says_what_to_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    environment = {**isolated_environment(tmp_path / "var"),
+                   "SMARTCITY_WAREHOUSE_URL": "postgresql://reader:secret@127.0.0.1:9/warehouse"}  # fmt: skip
+    test = app_test(monkeypatch, environment)
+    assert not test.exception
+    assert "cannot be reached" in test.error[0].value and "secret" not in test.error[0].value
+
+
+@pytest.fixture(scope="module")
+def served(city: dict) -> Iterator[str]:
+    """The dashboard served by Streamlit on 127.0.0.1, as `smartcity dashboard` serves it."""
+    settings = city["settings"]
+    log = (settings.var_dir / "dashboard.log").open("w")
+    process = subprocess.Popen(dashboard_command(settings), env={**os.environ, **city["environment"]},
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{settings.dashboard_port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None, (settings.var_dir / "dashboard.log").read_text()
+                subprocess.run(["sleep", "1"], check=True)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def tile_values(page: Page) -> dict[str, str]:
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
+    tiles = {}
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        tiles[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return tiles
+
+
+def test_a_real_browser_shows_the_numbers_the_map_and_the_charts(city: dict, served: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(served)
+        assert tile_values(page) == city["expected"]
+        page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "overview.png", full_page=True)
+
+        page.goto(f"{served}/map")
+        page.wait_for_selector('[data-testid="stDeckGlJsonChart"] canvas', timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "map.png", full_page=True)
+
+        page.goto(f"{served}/trends")
+        page.wait_for_selector('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
+                               timeout=60_000)  # fmt: skip
+        assert page.locator('[data-testid="stVegaLiteChart"]').count() == 5
+        page.screenshot(path=ARTIFACTS / "trends.png", full_page=True)
+
+        for name in ("incidents", "vehicles"):
+            page.goto(f"{served}/{name}")
+            page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
+            assert not page.locator('[data-testid="stException"]').count()
+            page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+        browser.close()
+
+
+def dockerfile_lines() -> list[str]:
+    text = (PROJECT_ROOT / "dashboard" / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_image_copies_everything_the_dashboard_imports(tmp_path: Path) -> None:
+    for line in dockerfile_lines():
+        if line.startswith("COPY "):
+            *sources, target = line.split()[1:]
+            (tmp_path / target).mkdir(parents=True, exist_ok=True)
+            for source in sources:
+                (tmp_path / target / Path(source).name).write_bytes((PROJECT_ROOT / source).read_bytes())
+    probe = (
+        "import json, sys, dashboard.data, dashboard.warehouse, smartcity.settings\n"
+        "ours = [m for n, m in sys.modules.items() if n.split('.')[0] in ('dashboard', 'smartcity')]\n"
+        "print(json.dumps(sorted({m.__file__ for m in ours if getattr(m, '__file__', None)})))"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded and all(name.startswith(str(tmp_path)) for name in loaded), loaded
+
+
+def test_the_image_health_check_probes_the_served_dashboard(city: dict, served: str) -> None:
+    [health] = [line for line in dockerfile_lines() if line.startswith("HEALTHCHECK")]
+    command = json.loads(health.split(" CMD ", 1)[1])
+    command[0] = sys.executable
+    port = str(city["settings"].dashboard_port)
+    assert subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": port}).returncode == 0
+    closed = subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": "9"}, capture_output=True)
+    assert closed.returncode != 0
