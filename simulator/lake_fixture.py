@@ -66,8 +66,13 @@ def write_raw_fixture(
     scenario: Scenario | None = None,
     faults: FaultRates | None = None,
     partitions: int = 3,
+    batch: int = 0,
 ) -> dict[tuple[str, str, str], int]:
-    """Simulate ``max_events`` events into ``<lake_root>/raw``; returns rows per (stream, date, hour)."""
+    """Simulate ``max_events`` events into ``<lake_root>/raw``; returns rows per (stream, date, hour).
+
+    Files are named as stream batch ``batch`` publishes them, so successive calls add files instead of
+    replacing each other's.
+    """
     city = City(scenario or Scenario(), seed, start)
     injector = FaultInjector(faults or FaultRates(), seed)
     offsets: dict[tuple[str, int], int] = defaultdict(int)
@@ -86,5 +91,5 @@ def write_raw_fixture(
         directory = lake_root / "raw" / topics[stream] / f"event_date={day}" / f"event_hour={hour}"
         directory.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(hour_rows, schema=raw_schema(stream))
-        pq.write_table(table, directory / "part-b000000000000.parquet", compression="zstd")
+        pq.write_table(table, directory / f"part-b{batch:012d}.parquet", compression="zstd")
     return {key: len(value) for key, value in rows.items()}

@@ -268,6 +268,15 @@ def stream_compact(settings: Settings, min_files: int) -> None:
     click.echo(f"{len(compacted)} hour(s) compacted")
 
 
+@cli.command("status")
+@_with_settings
+def status_command(settings: Settings) -> None:
+    """Show each component up or down, the stream's lag, the newest hour per asset group and data freshness."""
+    from smartcity.status import report
+
+    click.echo(report(settings))
+
+
 @cli.command("dashboard")
 @_with_settings
 def dashboard_command_(settings: Settings) -> None:

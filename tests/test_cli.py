@@ -108,6 +108,11 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
             with contextlib.suppress(NoData):
                 loaded = int(query(settings.warehouse, "SELECT count(*) FROM gold.fleet_hourly").iat[0, 0])
         assert loaded, (settings.paths.logs / "dagster.log").read_text()[-5000:]
+        status = run_cli("status", env=private_environment)
+        assert status.returncode == 0, status.stderr
+        for component in ("kafka", "stream", "dagster", "dashboard"):
+            assert f"  {component:10s} up" in status.stdout, status.stdout
+        assert "  warehouse  20" in status.stdout and "newest event" in status.stdout, status.stdout
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)
@@ -116,3 +121,12 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
     assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
+
+
+def test_status_with_nothing_running_says_down_and_none(private_environment: dict[str, str]) -> None:
+    result = run_cli("status", env=private_environment)
+    assert result.returncode == 0, result.stderr
+    for component in ("kafka", "stream", "dagster", "dashboard"):
+        assert f"  {component:10s} down" in result.stdout
+    assert "  warehouse  none" in result.stdout
+    assert "gold data\n  unknown (the warehouse file" in result.stdout

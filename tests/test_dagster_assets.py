@@ -146,8 +146,8 @@ def test_catalog_adds_an_optional_column_and_refuses_a_type_change(tmp_path: Pat
     table = RAW_TABLES["weather"]
     catalog.register_table(table, str(tmp_path / "raw"), [], [])
     wider = table._replace(columns=(*table.columns, Column("uv_index", "double", "new optional field")))
-    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []).added_columns == ["uv_index"]
-    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []).added_columns == []
+    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []) == ["uv_index"]
+    assert catalog.register_table(wider, str(tmp_path / "raw"), [], []) == []
     changed = wider._replace(columns=tuple(c._replace(type="string") if c.name == "aqi" else c for c in wider.columns))
     with pytest.raises(SchemaDriftError, match="column 'aqi' is registered as bigint but is now string"):
         catalog.register_table(changed, str(tmp_path / "raw"), [], [])

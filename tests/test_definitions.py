@@ -58,3 +58,17 @@ def test_workspace_validates_with_the_dagster_cli(settings: Settings) -> None:
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_sensors_and_schedules_are_on_by_default(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    sensors = {sensor.name: sensor.default_status for sensor in defs.sensors}
+    assert sensors == {
+        "raw_lake_sensor": dg.DefaultSensorStatus.RUNNING,
+        "gold_and_warehouse_automation": dg.DefaultSensorStatus.RUNNING,
+    }
+    schedules = {schedule.job_name: schedule.default_status for schedule in defs.schedules}
+    assert schedules == {
+        "retention_job": dg.DefaultScheduleStatus.RUNNING,
+        "compaction_job": dg.DefaultScheduleStatus.RUNNING,
+    }

@@ -115,7 +115,7 @@ def build_raw_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -
             added: list[str] = []
             if not problems:
                 try:
-                    added = catalog.register_table(table, location, entries, hours).added_columns
+                    added = catalog.register_table(table, location, entries, hours)
                 except SchemaDriftError as error:
                     problems = [str(error)]
             yield dg.MaterializeResult(

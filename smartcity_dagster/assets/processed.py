@@ -95,13 +95,13 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
             stream, topic = key.path[-1], settings.topics[key.path[-1]]
             raw_listed = {h: f for h, f in lake.list_hours("raw", topic, dates).items() if h in hours}
             inputs = {hour: [Path(file.path) for file in files] for hour, files in raw_listed.items()}
-            counts = (
+            files_written = (
                 process_hours(pyspark.spark_session, Path(lake.root), topic, stream, hours, inputs) if inputs else {}
             )
             location = lake.location("processed", stream)
             listed = {h: f for h, f in lake.list_hours("processed", stream, dates).items() if h in hours}
             catalog.register_table(PROCESSED_TABLES[stream], location, partition_entries(lake, location, listed), hours)
-            yield from _results(context, key, stream, raw_listed, listed, counts)
+            yield from _results(context, key, stream, raw_listed, listed, files_written)
 
     return processed_tables
 
@@ -112,7 +112,7 @@ def _results(
     stream: str,
     raw_listed: dict[Hour, list[LakeFile]],
     listed: dict[Hour, list[LakeFile]],
-    counts: dict,
+    files_written: dict[Hour, int],
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     per_hour = {hour: reconcile(_paths({hour: raw_listed.get(hour, [])}), _paths({hour: listed.get(hour, [])}))
                 for hour in sorted(raw_listed.keys() | listed.keys())}  # fmt: skip
@@ -130,7 +130,7 @@ def _results(
             "raw_rows": sum(r.raw_rows for r in per_hour.values()),
             "rows": sum(r.processed_rows for r in per_hour.values()),
             "duplicates_removed": sum(r.duplicates_removed for r in per_hour.values()),
-            "files": sum(count.files for count in counts.values()),
+            "files": sum(files_written.values()),
         },
     )
     yield dg.AssetCheckResult(

@@ -50,12 +50,6 @@ class PartitionEntry(NamedTuple):
     bytes: int
 
 
-class Registration(NamedTuple):
-    added_columns: list[str]
-    partitions_registered: int
-    partitions_removed: int
-
-
 def schema_changes(registered: dict[str, str], table: TableSchema) -> tuple[list[str], list[str]]:
     """(added columns, incompatible changes) between a registered column list and ``table``."""
     added = [column.name for column in table.columns if column.name not in registered]
@@ -73,8 +67,8 @@ class GlueCatalog(dg.ConfigurableResource, ABC):
     @abstractmethod
     def register_table(
         self, table: TableSchema, location: str, partitions: list[PartitionEntry], hours: list[Hour]
-    ) -> Registration:
-        """Create or evolve ``table`` and set the partitions of ``hours`` to ``partitions`` (idempotent).
+    ) -> list[str]:
+        """Create or evolve ``table``, set the partitions of ``hours`` to ``partitions``; return added columns.
 
         Hours in ``hours`` without an entry in ``partitions`` are unregistered (their data is gone). Raises
         :class:`SchemaDriftError` naming the column when a registered column would change type.
@@ -83,10 +77,6 @@ class GlueCatalog(dg.ConfigurableResource, ABC):
     @abstractmethod
     def registered_columns(self, database: str, name: str) -> dict[str, str] | None:
         """Column name → type of a registered table, or None when it is not registered."""
-
-    @abstractmethod
-    def partitions(self, database: str, name: str) -> list[dict]:
-        """The registered partitions of a table, oldest first."""
 
     @abstractmethod
     def drop_partitions_before(self, cutoff: Hour) -> int:
@@ -103,7 +93,7 @@ class DuckDbCatalog(GlueCatalog):
 
     def register_table(
         self, table: TableSchema, location: str, partitions: list[PartitionEntry], hours: list[Hour]
-    ) -> Registration:
+    ) -> list[str]:
         with self._connect() as db:
             _ensure_metadata(db, table.database)
             registered = _columns(db, table.database, table.name)
@@ -117,10 +107,10 @@ class DuckDbCatalog(GlueCatalog):
             ]
             db.execute("BEGIN")
             _write_table(db, table, columns, location)
-            removed = _write_partitions(db, table, partitions, hours)
+            _write_partitions(db, table, partitions, hours)
             _write_view(db, table, columns, location)
             db.execute("COMMIT")
-        return Registration(added if registered is not None else [], len(partitions), removed)
+        return added if registered is not None else []
 
     def registered_columns(self, database: str, name: str) -> dict[str, str] | None:
         if not Path(self.path).exists():
@@ -128,19 +118,6 @@ class DuckDbCatalog(GlueCatalog):
         with self._connect() as db:
             _ensure_metadata(db, database)
             return _columns(db, database, name)
-
-    def partitions(self, database: str, name: str) -> list[dict]:
-        if not Path(self.path).exists():
-            return []
-        with self._connect() as db:
-            _ensure_metadata(db, database)
-            cursor = db.execute(
-                "SELECT event_date, event_hour, location, files, rows, bytes FROM glue_meta.partitions "
-                "WHERE database = ? AND table_name = ? ORDER BY event_date, event_hour",
-                [database, name],
-            )
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def drop_partitions_before(self, cutoff: Hour) -> int:
         if not Path(self.path).exists():
@@ -210,7 +187,6 @@ def _write_partitions(
             [table.database, table.name, entry.hour.date, entry.hour.hour, entry.location, entry.files,
              entry.rows, entry.bytes, now],
         )  # fmt: skip
-    return len(gone)
 
 
 def _write_view(db: DuckDBPyConnection, table: TableSchema, columns: list[Column], location: str) -> None:
