@@ -292,11 +292,21 @@ def dashboard_command_(settings: Settings) -> None:
 @cli.command("run")
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Run the ingestion stream too.")
+@click.option(
+    "--fresh", is_flag=True, help="Wipe var/ (broker data, lake, checkpoints, warehouse, Dagster; not the jars) first."
+)
 @_with_settings
-def run_command(settings: Settings, simulate: bool, stream: bool) -> None:
-    """Run the platform in the foreground: broker, simulator, stream, Dagster, dashboard. Ctrl-C stops them all."""
-    from smartcity.platform import run_platform
+def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -> None:
+    """Run the platform in the foreground: broker, simulator, stream, Dagster, dashboard. Ctrl-C stops them all.
 
+    Running it again resumes where it stopped (Kafka, the stream's checkpoint and Dagster's cursors persist in
+    var/); --fresh starts over from nothing.
+    """
+    from smartcity.platform import run_platform, wipe_runtime_state
+
+    if fresh:
+        for path in wipe_runtime_state(settings):
+            click.echo(f"removed {path}")
     run_platform(settings, simulate=simulate, stream=stream)
 
 

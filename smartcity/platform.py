@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from smartcity.errors import PlatformError
@@ -141,6 +142,24 @@ def _watch(services: list[Service]) -> None:
                     f"see var/logs/{service.name}.log"
                 )
         time.sleep(1)
+
+
+def wipe_runtime_state(settings: Settings) -> list[Path]:
+    """Delete everything under var/ except the resolved jars, to start over; refuses while services run."""
+    from spark_streaming.control import running_pid
+
+    if LocalBroker(settings).running_pid() or running_pid(settings):
+        raise PlatformError(
+            "the broker or the stream is still running: stop them first (Ctrl-C the running `smartcity run`, "
+            "or `smartcity stream stop` and `smartcity kafka stop`)"
+        )
+    removed = [path for path in sorted(settings.var_dir.glob("*")) if path.name != "jars"]
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
 
 
 def run_platform(settings: Settings, simulate: bool = True, stream: bool = True) -> None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from dashboard.warehouse import NoData, query
 from smartcity.cli import cli
 from smartcity.kafka.broker import LocalBroker
+from smartcity.platform import wipe_runtime_state
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
 
@@ -130,3 +131,12 @@ def test_status_with_nothing_running_says_down_and_none(private_environment: dic
         assert f"  {component:10s} down" in result.stdout
     assert "  warehouse  none" in result.stdout
     assert "gold data\n  unknown (the warehouse file" in result.stdout
+
+
+def test_run_fresh_wipes_var_but_keeps_the_jars(private_environment: dict[str, str]) -> None:
+    settings = settings_from(private_environment)
+    (settings.var_dir / "lake" / "raw").mkdir(parents=True)
+    (settings.var_dir / "warehouse.duckdb").write_text("old")
+    removed = wipe_runtime_state(settings)
+    assert {path.name for path in removed} == {"lake", "warehouse.duckdb"}
+    assert sorted(path.name for path in settings.var_dir.iterdir()) == ["jars"]

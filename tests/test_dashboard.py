@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,23 +14,20 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import Page, sync_playwright
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
 from simulator.city import Scenario
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
-from smartcity.platform import dashboard_command
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
+from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
-ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "dashboard"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def deduplicated(settings: Settings, stream: str, before: datetime) -> pd.DataFrame:
@@ -55,17 +50,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
     first = Hour(hour.start - timedelta(hours=3))
     assert run_graph(build_definitions(settings), dg.DagsterInstance.ephemeral(), first.key, hour.key).success
     end = hour.start + timedelta(hours=1)  # later hours (incidents resolving) are not loaded: those stay open
-    frames = {stream: deduplicated(settings, stream, end) for stream in settings.topics}
-    in_hour = {stream: frame[frame["event_time"] >= pd.Timestamp(hour.start)] for stream, frame in frames.items()}
-    emergency = frames["emergency"].sort_values(["event_time", "status"])
-    latest_status = emergency.groupby("incident_id")["status"].last()
-    expected = {
-        "Vehicles reporting": f"{in_hour['vehicle']['device_id'].nunique():,}",
-        "Mean speed": f"{in_hour['vehicle']['speed_kmh'].mean():.1f} km/h",
-        "Open incidents": f"{(latest_status != 'resolved').sum():,}",
-        "Worst air quality": f"AQI {in_hour['weather']['aqi'].max()}",
-        "Events in the last hour": f"{sum(len(frame) for frame in in_hour.values()):,}",
-    }
+    expected = expected_tiles({stream: deduplicated(settings, stream, end) for stream in settings.topics})
     return {"environment": environment, "settings": settings, "hour": hour, "expected": expected}
 
 
@@ -137,39 +122,13 @@ def test_an_unreachable_warehouse_says_what_to_check(monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="module")
 def served(city: dict) -> Iterator[str]:
-    """The dashboard served by Streamlit on 127.0.0.1, as `smartcity dashboard` serves it."""
-    settings = city["settings"]
-    log = (settings.var_dir / "dashboard.log").open("w")
-    process = subprocess.Popen(dashboard_command(settings), env={**os.environ, **city["environment"]},
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{settings.dashboard_port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert process.poll() is None, (settings.var_dir / "dashboard.log").read_text()
-                subprocess.run(["sleep", "1"], check=True)
+    with served_dashboard(city["environment"]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def tile_values(page: Page) -> dict[str, str]:
-    page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
-    tiles = {}
-    for metric in page.locator('[data-testid="stMetric"]').all():
-        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
-        tiles[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
-    return tiles
 
 
 def test_a_real_browser_shows_the_numbers_the_map_and_the_charts(city: dict, served: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(served)
         assert tile_values(page) == city["expected"]
@@ -191,7 +150,6 @@ def test_a_real_browser_shows_the_numbers_the_map_and_the_charts(city: dict, ser
             page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
             assert not page.locator('[data-testid="stException"]').count()
             page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
-        browser.close()
 
 
 def dockerfile_lines() -> list[str]:

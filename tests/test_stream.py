@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import random
 import signal
 import subprocess
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,46 +16,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from smartcity.kafka.admin import ensure_topics
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.resources.lake import LocalLake
-from tests.conftest import SMARTCITY, isolated_environment, run_cli, settings_from
+from tests.conftest import SMARTCITY, run_cli, settings_from
 from tests.graph import run_graph
+from tests.pipeline import FAULTS, MALFORMED, drain, ledger_rows, simulate, stream_environment
 
 pytestmark = pytest.mark.broker
-MALFORMED = {"invalid_json", "wrong_type", "missing_field", "out_of_range", "invalid_utf8", "oversized"}
-FAULTS = ["--malformed-rate", "0.06", "--duplicate-rate", "0.01", "--late-rate", "0.01", "--out-of-order-rate", "0.01"]
-
-
-def stream_environment(settings: Settings, root: Path, **extra: str) -> dict[str, str]:
-    """A private var/, lake and checkpoint, and fresh topics on the session's broker."""
-    environment = isolated_environment(root / "var")
-    prefix = f"st{uuid.uuid4().hex[:8]}_"
-    topics = {f"SMARTCITY_{stream.upper()}_TOPIC": f"{prefix}{topic}" for stream, topic in settings.topics.items()}
-    environment.update(topics, SMARTCITY_KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers, **extra)
-    ensure_topics(settings_from(environment))
-    return environment
-
-
-def simulate(environment: dict[str, str], ledger: Path, *args: str) -> None:
-    result = run_cli("simulate", "--speedup", "0", "--ledger", str(ledger), "--no-progress", *args, env=environment)
-    assert result.returncode == 0, result.stderr
-
-
-def drain(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    result = run_cli("stream", "start", "--available-now", env=environment, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def ledger_rows(*ledgers: Path) -> list[dict[str, str]]:
-    rows = []
-    for ledger in ledgers:
-        with ledger.open() as handle:
-            rows += list(csv.DictReader(handle))
-    return rows
 
 
 def lake_contents(environment: dict[str, str]) -> tuple[list[tuple], list[tuple]]:

@@ -1,0 +1,81 @@
+"""The dashboard in a real browser: served by Streamlit, read by Debian's headless Chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from smartcity.platform import dashboard_command
+from smartcity.settings import PROJECT_ROOT
+from tests.conftest import settings_from
+
+ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "dashboard"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextmanager
+def served_dashboard(environment: dict[str, str]) -> Iterator[str]:
+    """The dashboard served on 127.0.0.1 for ``environment``, as `smartcity dashboard` serves it; yields its URL."""
+    settings = settings_from(environment)
+    log_path = settings.var_dir / "dashboard.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(dashboard_command(settings), env={**os.environ, **environment},
+                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{settings.dashboard_port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def tile_values(page: Page) -> dict[str, str]:
+    """The overview's KPI tiles as shown: label → displayed value."""
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
+    tiles = {}
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        tiles[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return tiles
+
+
+def expected_tiles(events: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """What the overview must show, computed from deduplicated events per stream (with an ``event_time``)."""
+    latest = max(frame["event_time"].max() for frame in events.values() if len(frame)).floor("h")
+    in_hour = {stream: frame[frame["event_time"].dt.floor("h") == latest] for stream, frame in events.items()}
+    emergency = events["emergency"].assign(stage=events["emergency"]["status"].map(
+        {"reported": 1, "dispatched": 2, "resolved": 3})).sort_values(["event_time", "stage"])  # fmt: skip
+    still_open = (emergency.groupby("incident_id")["status"].last() != "resolved").sum()
+    return {
+        "Vehicles reporting": f"{in_hour['vehicle']['device_id'].nunique():,}",
+        "Mean speed": f"{in_hour['vehicle']['speed_kmh'].mean():.1f} km/h" if len(in_hour["vehicle"]) else "n/a",
+        "Open incidents": f"{still_open:,}",
+        "Worst air quality": f"AQI {in_hour['weather']['aqi'].max()}" if len(in_hour["weather"]) else "n/a",
+        "Events in the last hour": f"{sum(len(frame) for frame in in_hour.values()):,}",
+    }

@@ -1,0 +1,132 @@
+"""The whole pipeline, exactly: a seeded simulator run with every fault kind → the real broker → the stream
+(available-now) → every Dagster asset for the hours the lake sensor requests → the warehouse → the dashboard.
+
+The expected numbers come from the simulator's dry run of the same seed and start (the same bytes), restricted
+to what the broker acknowledged (the ledger), and are computed here with pandas, independently of Spark, dbt
+and the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from dashboard.warehouse import query
+from smartcity.kafka.broker import LocalBroker
+from smartcity.settings import Settings
+from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.resources.lake import LocalLake
+from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
+from tests.conftest import run_cli, settings_from
+from tests.graph import run_graph
+from tests.pipeline import FAULTS, drain, ledger_rows, simulate, stream_environment
+
+pytestmark = pytest.mark.broker
+
+
+def dry_run_events(path: Path, acknowledged: set[str], topics: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Valid, acknowledged events of the dry run per stream, deduplicated on event_id, with typed event_time."""
+    stream_of = {topic: stream for stream, topic in topics.items()}
+    rows: dict[str, list[dict]] = {stream: [] for stream in topics}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["valid"] and record["event_id"] in acknowledged:
+            rows[stream_of[record["topic"]]].append(json.loads(record["value"]))
+    frames = {}
+    for stream, events in rows.items():
+        frame = pd.DataFrame(events).drop_duplicates("event_id")
+        frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+        frame["hour_start"] = frame["event_time"].dt.floor("h").dt.tz_localize(None)
+        frames[stream] = frame
+    return frames
+
+
+@pytest.fixture(scope="module")
+def pipeline(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("e2e")
+    environment = stream_environment(settings, root, SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="10000")
+    start = (datetime.now(UTC) - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    scenario = ["--seed", "13", "--start", start, "--max-events", "20000", "--incidents-per-hour", "300", *FAULTS]
+    dry = root / "events.jsonl"
+    result = run_cli("simulate", "--no-progress", "--dry-run", str(dry), *scenario, env=environment)
+    assert result.returncode == 0, result.stderr
+    ledger = root / "ledger.csv"
+    simulate(environment, ledger, *scenario)
+    drain(environment)
+    ours = settings_from(environment)
+    defs = build_definitions(ours)
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=ours.lake)}) as context:
+            requests = defs.get_sensor_def("raw_lake_sensor")(context).run_requests
+        hours = sorted(request.partition_key for request in requests)
+        assert run_graph(defs, instance, hours[0], hours[-1]).success
+    rows = ledger_rows(ledger)
+    acknowledged = {row["event_id"] for row in rows if row["valid"] == "true"}
+    return {
+        "environment": environment,
+        "settings": ours,
+        "rows": rows,
+        "events": dry_run_events(dry, acknowledged, ours.topics),
+    }
+
+
+def warehouse(pipeline: dict, sql: str) -> pd.DataFrame:
+    return query(pipeline["settings"].warehouse, sql)
+
+
+def test_events_per_stream_and_hour_are_exact(pipeline: dict) -> None:
+    expected = {
+        (stream, hour.to_pydatetime()): count
+        for stream, frame in pipeline["events"].items()
+        for hour, count in frame.groupby("hour_start").size().items()
+    }
+    loaded = warehouse(pipeline, "SELECT stream, hour_start, events FROM gold.events_hourly")
+    assert {(r.stream, r.hour_start.to_pydatetime()): r.events for r in loaded.itertuples()} == expected
+
+
+def test_distinct_vehicles_and_mean_speeds_per_hour_are_exact(pipeline: dict) -> None:
+    vehicle = pipeline["events"]["vehicle"].groupby("hour_start")
+    fleet = warehouse(pipeline, "SELECT * FROM gold.fleet_hourly ORDER BY hour_start").set_index("hour_start")
+    assert fleet["vehicles_reporting"].to_dict() == vehicle["device_id"].nunique().to_dict()
+    speeds = vehicle["speed_kmh"].mean()
+    assert fleet["mean_speed_kmh"].to_numpy() == pytest.approx(speeds.to_numpy(), abs=1e-9, rel=0)
+    traffic = pipeline["events"]["traffic"].groupby(["hour_start", "camera_id"])["mean_speed_kmh"].mean().dropna()
+    cameras = warehouse(pipeline, "SELECT hour_start, camera_id, mean_speed_kmh FROM gold.traffic_hourly")
+    loaded = cameras.set_index(["hour_start", "camera_id"])["mean_speed_kmh"].dropna().sort_index()
+    assert loaded.index.tolist() == traffic.sort_index().index.tolist()
+    assert loaded.to_numpy() == pytest.approx(traffic.sort_index().to_numpy(), abs=1e-9, rel=0)
+
+
+def test_incidents_by_type_and_status_are_exact(pipeline: dict) -> None:
+    emergency = pipeline["events"]["emergency"]
+    expected = emergency.groupby(["incident_type", "status"]).size().to_dict()
+    loaded = warehouse(pipeline, "SELECT incident_type, status, count(*) AS n FROM gold.incident_events GROUP BY ALL")
+    assert {(r.incident_type, r.status): r.n for r in loaded.itertuples()} == expected
+    assert emergency["incident_id"].nunique() > 5
+
+
+def test_quarantined_records_by_reason_equal_the_faults_injected(pipeline: dict) -> None:
+    lake = Path(pipeline["settings"].lake)
+    found = duckdb.sql(
+        f"SELECT reason, count(*) FROM read_parquet('{lake}/quarantine/*/*/*.parquet') GROUP BY reason"
+    ).fetchall()
+    injected = Counter(row["fault"] for row in pipeline["rows"] if row["valid"] == "false")
+    assert dict(found) == dict(injected)
+    assert len(injected) == 6, "every malformed kind should be injected"
+
+
+def test_the_dashboard_shows_the_same_numbers_in_a_real_browser(pipeline: dict) -> None:
+    expected = expected_tiles(pipeline["events"])
+    with served_dashboard(pipeline["environment"]) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        assert tile_values(page) == expected
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "end-to-end-overview.png", full_page=True)
