@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -23,6 +25,7 @@ from simulator.lake_fixture import write_raw_fixture
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
+from smartcity_dagster.resources.warehouse import warehouse_from_url
 from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
@@ -186,3 +189,29 @@ def test_the_image_health_check_probes_the_served_dashboard(city: dict, served: 
     assert subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": port}).returncode == 0
     closed = subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": "9"}, capture_output=True)
     assert closed.returncode != 0
+
+
+def test_queries_keep_answering_while_the_loader_writes(city: dict) -> None:
+    """The DuckDB warehouse has one writer at a time: reads wait out the loader's lock instead of failing."""
+    url, day = city["settings"].warehouse, datetime(2026, 1, 1, tzinfo=UTC)
+    loader = warehouse_from_url(url)
+    rows = pa.table({"hour_start": pa.array([datetime(2026, 1, 1)] * 1000, pa.timestamp("us")),
+                     "value": pa.array(range(1000), pa.int64())})  # fmt: skip
+    stop, failures = threading.Event(), []
+
+    def load_repeatedly() -> None:
+        while not stop.is_set():
+            try:
+                loader.replace_window("load_probe", rows, day, day + timedelta(days=1))
+            except Exception as error:  # any failure of the loader is what this test looks for
+                failures.append(error)
+
+    writer = threading.Thread(target=load_repeatedly)
+    writer.start()
+    try:
+        answers = [data.kpis(url).events_last_hour for _ in range(40)]
+    finally:
+        stop.set()
+        writer.join()
+    assert not failures
+    assert len(set(answers)) == 1 and answers[0] > 0
