@@ -132,8 +132,11 @@ def wait_for_http(url: str, service: Service, timeout: float) -> None:
     raise PlatformError(f"{url} did not answer within {timeout:.0f}s; see var/logs/{service.name}.log")
 
 
-def _watch(services: list[Service]) -> None:
-    """Block until a service exits (which is an error: they run until we stop them)."""
+def _watch(settings: Settings, services: list[Service], every_s: float = 30.0) -> None:
+    """Print a status line every ``every_s`` until a service exits (an error: they run until we stop them)."""
+    from smartcity.status import status_line
+
+    next_line = time.monotonic() + every_s
     while True:
         for service in services:
             if service.process.poll() is not None:
@@ -141,6 +144,9 @@ def _watch(services: list[Service]) -> None:
                     f"{service.name} exited unexpectedly (status {service.process.returncode}); "
                     f"see var/logs/{service.name}.log"
                 )
+        if time.monotonic() >= next_line:
+            print(f"status: {status_line(settings)}", flush=True)
+            next_line = time.monotonic() + every_s
         time.sleep(1)
 
 
@@ -193,7 +199,7 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
             f"  logs           {settings.paths.logs}\n",
             flush=True,
         )
-        _watch(services)
+        _watch(settings, services)
     except KeyboardInterrupt:
         log.info("stopping…")
     finally:

@@ -99,3 +99,21 @@ def report(settings: Settings) -> str:
                                                                           "warehouse")]  # fmt: skip
     lines += ["gold data", f"  {freshness(settings)}"]
     return "\n".join(lines)
+
+
+def status_line(settings: Settings) -> str:
+    """One line for the running main job: events in Kafka, the stream's lag, the gold data's freshness."""
+    from smartcity.kafka.admin import topic_offsets
+    from spark_streaming.control import committed_offsets
+    from spark_streaming.job import StreamPaths
+    from spark_streaming.lake import last_committed_batch
+
+    checkpoint = StreamPaths.of(settings).checkpoint
+    try:
+        ends = {(row.topic, row.partition): row.high for row in topic_offsets(settings, timeout=5)}
+    except PlatformError:
+        return f"{datetime.now(UTC):%H:%M:%S} Kafka unreachable"
+    committed = committed_offsets(checkpoint, last_committed_batch(checkpoint))
+    lag = sum(end - committed.get(key, 0) for key, end in ends.items())
+    now = f"{datetime.now(UTC):%H:%M:%S}"
+    return f"{now} events in Kafka {sum(ends.values()):,} · stream lag {lag:,} · gold: {freshness(settings)}"

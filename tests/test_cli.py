@@ -118,6 +118,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)
     assert process.returncode == 0, "".join(output) + remaining
+    assert "status: " in remaining and "stream lag" in remaining, remaining  # the live status line
     assert LocalBroker(settings).running_pid() is None
     assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
