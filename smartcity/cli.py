@@ -268,6 +268,28 @@ def stream_compact(settings: Settings, min_files: int) -> None:
     click.echo(f"{len(compacted)} hour(s) compacted")
 
 
+@cli.command("up")
+@click.option("--simulate/--no-simulate", default=True, show_default=True, help="Start the city simulator too.")
+@_with_settings
+def up_command(settings: Settings, simulate: bool) -> None:
+    """Start the platform in the background (broker, simulator, stream, Dagster, dashboard); `down` stops it."""
+    from smartcity.platform import dagster_url, dashboard_url, up
+
+    for name, state in up(settings, simulate=simulate).items():
+        click.echo(f"  {name:10s} {state}")
+    click.echo(f"dashboard {dashboard_url(settings)} · Dagster {dagster_url(settings)} · logs {settings.paths.logs}")
+
+
+@cli.command("down")
+@_with_settings
+def down_command(settings: Settings) -> None:
+    """Stop what `smartcity up` started; each service stops gracefully (the stream commits its batch)."""
+    from smartcity.platform import down
+
+    for name, state in down(settings).items():
+        click.echo(f"  {name:10s} {state}")
+
+
 @cli.command("status")
 @_with_settings
 def status_command(settings: Settings) -> None:

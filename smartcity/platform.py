@@ -23,7 +23,7 @@ from smartcity.errors import PlatformError
 from smartcity.jars import resolve_all
 from smartcity.kafka.broker import LocalBroker
 from smartcity.ports import require_free_port
-from smartcity.processes import spawn
+from smartcity.processes import live_pid, spawn, wait_dead
 from smartcity.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,57 @@ def wipe_runtime_state(settings: Settings) -> list[Path]:
         else:
             path.unlink()
     return removed
+
+
+# Background services of `smartcity up`: how to start each, what its command line contains, how to stop it.
+BACKGROUND = {
+    "simulator": (start_simulator, "simulate", signal.SIGTERM),
+    "stream": (start_stream, "spark_streaming", signal.SIGTERM),
+    "dagster": (start_dagster, "dagster", signal.SIGINT),
+    "dashboard": (start_dashboard, "streamlit", signal.SIGTERM),
+}
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.paths.root / "run" / f"{name}.pid"
+
+
+def up(settings: Settings, simulate: bool = True) -> dict[str, str]:
+    """Start the broker and every service in the background (each only if not already up); name → state."""
+    settings.paths.ensure()
+    resolve_all(settings)
+    started = LocalBroker(settings).start()
+    states = {"kafka": "already up" if started.already_running else "started"}
+    for name, (start, marker, _) in BACKGROUND.items():
+        if name == "simulator" and not simulate:
+            continue
+        pid_file = _pid_file(settings, name)
+        if live_pid(pid_file, marker):
+            states[name] = "already up"
+            continue
+        service = start(settings)
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(str(service.process.pid))
+        states[name] = f"started (pid {service.process.pid})"
+    return states
+
+
+def down(settings: Settings, timeout: float = 90.0) -> dict[str, str]:
+    """Stop what `smartcity up` started, in reverse order, each with its graceful signal; name → state."""
+    states = {}
+    for name, (_, marker, stop_signal) in reversed(BACKGROUND.items()):
+        pid = live_pid(_pid_file(settings, name), marker)
+        if pid is None:
+            states[name] = "not running"
+            continue
+        os.killpg(pid, stop_signal)
+        if not wait_dead(pid, timeout):
+            os.killpg(pid, signal.SIGKILL)
+            wait_dead(pid, 10)
+        _pid_file(settings, name).unlink(missing_ok=True)
+        states[name] = "stopped"
+    states["kafka"] = "stopped" if LocalBroker(settings).stop() else "not running"
+    return states
 
 
 def run_platform(settings: Settings, simulate: bool = True, stream: bool = True) -> None:

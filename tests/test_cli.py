@@ -141,3 +141,25 @@ def test_run_fresh_wipes_var_but_keeps_the_jars(private_environment: dict[str, s
     removed = wipe_runtime_state(settings)
     assert {path.name for path in removed} == {"lake", "warehouse.duckdb"}
     assert sorted(path.name for path in settings.var_dir.iterdir()) == ["jars"]
+
+
+@pytest.mark.broker
+def test_up_starts_everything_in_the_background_and_down_stops_it(private_environment: dict[str, str]) -> None:
+    started = run_cli("up", "--no-simulate", env=private_environment, timeout=600)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        for name in ("kafka", "stream", "dagster", "dashboard"):
+            assert f"  {name:10s} started" in started.stdout, started.stdout
+        again = run_cli("up", "--no-simulate", env=private_environment, timeout=300)
+        assert again.stdout.count("already up") == 4, again.stdout
+        status = run_cli("status", env=private_environment)
+        for component in ("kafka", "stream", "dagster", "dashboard"):
+            assert f"  {component:10s} up" in status.stdout, status.stdout
+    finally:
+        stopped = run_cli("down", env=private_environment, timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    for name in ("dashboard", "dagster", "stream", "kafka"):
+        assert f"  {name:10s} stopped" in stopped.stdout, stopped.stdout
+    status = run_cli("status", env=private_environment)
+    for component in ("kafka", "stream", "dagster", "dashboard"):
+        assert f"  {component:10s} down" in status.stdout, status.stdout
