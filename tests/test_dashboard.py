@@ -12,17 +12,21 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
+from dashboard.warehouse import query
 from simulator.city import Scenario
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
+from smartcity_dagster.resources.warehouse import warehouse_from_url
 from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
@@ -212,3 +216,36 @@ def test_queries_keep_answering_while_the_loader_writes(city: dict) -> None:
         answers.append(data.kpis(url).events_last_hour)
     assert loader.returncode == 0 and int(loader.stdout.read()) > 10, "the loader failed or barely ran"
     assert len(answers) > 10 and len(set(answers)) == 1 and answers[0] > 0
+
+
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Same values compare equal whatever the driver's datetime resolution (DuckDB µs, psycopg ns)."""
+    return frame.reset_index(drop=True).apply(
+        lambda column: column.astype("datetime64[ns]") if pd.api.types.is_datetime64_any_dtype(column) else column
+    )
+
+
+def test_every_page_query_gives_the_same_answer_on_postgresql(city: dict, postgres_url: str) -> None:
+    """The query layer is portable: the warehouse copied into PostgreSQL answers every page's queries alike."""
+    duck = city["settings"].warehouse
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS gold CASCADE")
+    loader, ever = (
+        warehouse_from_url(postgres_url),
+        (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)),
+    )
+    for table in warehouse_from_url(duck).tables():
+        loader.replace_window(table, query(duck, f"SELECT * FROM gold.{table}").pipe(pa.Table.from_pandas), *ever)
+    span = data.hour_range(duck)
+    assert data.hour_range(postgres_url) == span
+    assert data.kpis(postgres_url) == data.kpis(duck)
+    calls = [("vehicle_positions",), ("cameras",), ("stations",), ("open_incidents",), ("zones",), ("vehicles",),
+             ("traffic_trend", *span, []), ("weather_trend", *span, []), ("incident_trend", *span, []),
+             ("incidents", span[0], span[1] + timedelta(hours=1))]  # fmt: skip
+    for name, *args in calls:
+        expected, found = getattr(data, name)(duck, *args), getattr(data, name)(postgres_url, *args)
+        if isinstance(expected, list):
+            assert found == expected, name
+        else:
+            pd.testing.assert_frame_equal(comparable(found), comparable(expected), check_dtype=False,
+                                          check_exact=False, rtol=1e-9, obj=name)  # fmt: skip
