@@ -106,8 +106,17 @@ def transform(stream: str, frame: DataFrame, history: DataFrame | None = None) -
     return enriched.select(*[column.name for column in table.columns], "event_date", "event_hour")
 
 
+# SQL settings the step depends on, set on whatever session it is given (one may already exist in the process).
+SESSION_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+}
+
+
 def read_raw(spark: SparkSession, raw_dir: Path, files: list[Path]) -> DataFrame:
     """Exactly these raw files, with their event_date/event_hour partition columns as strings."""
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
     return spark.read.option("basePath", str(raw_dir)).parquet(*[str(file) for file in files])
 
 

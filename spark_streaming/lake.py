@@ -164,7 +164,8 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     new_dir.mkdir(parents=True)
     table = pa.concat_tables([pq.ParquetFile(f).read() for f in inputs], promote_options="default")
     compacted = new_dir / f"compacted-b{newest:012d}.parquet"
-    pq.write_table(table, compacted, compression="zstd")
+    # INT96 timestamps, as Spark itself writes them: Spark cannot read the nanosecond INT64 pyarrow would write
+    pq.write_table(table, compacted, compression="zstd", use_deprecated_int96_timestamps=True)
     for file in files:  # carry over what was not compacted (uncommitted batches)
         if file not in inputs:
             shutil.copy2(file, new_dir / file.name)

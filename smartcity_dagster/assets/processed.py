@@ -16,7 +16,7 @@ from smartcity.settings import Settings
 from smartcity_dagster.assets.catalog import CATALOG_POOL, catalog_key, partition_entries
 from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.partitions import Hour, window_hours
-from smartcity_dagster.processing import process_hours
+from smartcity_dagster.processing import SESSION_SETTINGS, process_hours
 from smartcity_dagster.quality import duplicate_event_ids, range_violations, reconcile
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.lake import LakeFile, LocalLake
@@ -41,9 +41,8 @@ def spark_resource(settings: Settings) -> LazyPySparkResource:
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.ui.enabled": "false",
-            "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "4",
-            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+            **SESSION_SETTINGS,
             "spark.sql.parquet.compression.codec": "zstd",
             "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         }
