@@ -38,10 +38,14 @@ class Service:
     stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout: float = 90.0) -> None:
-        """The service's graceful-stop signal, then SIGKILL to the group if it hangs."""
+        """The service's graceful-stop signal to its main process, then SIGKILL to the group if it hangs.
+
+        Only the main process gets the graceful signal: it stops its own children in order (the stream lets its
+        batch commit, then stops the JVM), which a signal to the whole group would pre-empt.
+        """
         if self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, self.stop_signal)
+        os.kill(self.process.pid, self.stop_signal)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -209,7 +213,7 @@ def down(settings: Settings, timeout: float = 90.0) -> dict[str, str]:
         if pid is None:
             states[name] = "not running"
             continue
-        os.killpg(pid, stop_signal)
+        os.kill(pid, stop_signal)  # the main process stops its children in order (see Service.stop)
         if not wait_dead(pid, timeout):
             os.killpg(pid, signal.SIGKILL)
             wait_dead(pid, 10)
