@@ -17,6 +17,7 @@ from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
+from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.tables import RAW_TABLES, Column
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import EXECUTABLE, run_graph
@@ -151,3 +152,15 @@ def test_catalog_adds_an_optional_column_and_refuses_a_type_change(tmp_path: Pat
     changed = wider._replace(columns=tuple(c._replace(type="string") if c.name == "aqi" else c for c in wider.columns))
     with pytest.raises(SchemaDriftError, match="column 'aqi' is registered as bigint but is now string"):
         catalog.register_table(changed, str(tmp_path / "raw"), [], [])
+
+
+def test_a_first_run_on_no_data_creates_every_warehouse_table_empty(tmp_path: Path) -> None:
+    """The warehouse has every table from the first load, so the dashboard never lacks one an event type fills."""
+    settings = settings_from(isolated_environment(tmp_path / "var"))
+    hour = Hour((datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0))
+    defs = build_definitions(settings)
+    assert run_graph(defs, dg.DagsterInstance.ephemeral(), hour.key).success
+    gold = sorted(key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] == "gold")
+    assert sorted(warehouse_from_url(settings.warehouse).tables()) == gold
+    for table in gold:
+        assert warehouse(settings, f"SELECT count(*) AS n FROM gold.{table}")["n"][0] == 0

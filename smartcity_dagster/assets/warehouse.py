@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,6 +13,7 @@ from smartcity.settings import Settings
 from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import window_hours
+from smartcity_dagster.resources.duckdb_files import connect
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.warehouse import SCHEMA, Warehouse
 
@@ -30,6 +32,14 @@ def read_gold(files: list[str]) -> pa.Table | None:
         db.execute("SET TimeZone = 'UTC'")
         query = "SELECT * FROM read_parquet(?, hive_partitioning = false) ORDER BY ALL"
         return db.execute(query, [files]).fetch_arrow_table()
+
+
+def empty_gold(athena: Path, model: str) -> pa.Table | None:
+    """No rows, with the gold model's columns: the table exists in the warehouse before its first event does."""
+    if not athena.exists():
+        return None
+    with connect(athena, read_only=True) as db:
+        return db.execute(f"SELECT * FROM gold.{model} LIMIT 0").fetch_arrow_table()
 
 
 def build_warehouse(
@@ -66,6 +76,8 @@ def build_warehouse(
             model = key.path[-1]
             listed = {h: f for h, f in lake.list_hours("gold", model, dates).items() if h in hours}
             rows = read_gold([file.path for files in listed.values() for file in files])
+            if rows is None:
+                rows = empty_gold(settings.paths.athena, model)
             loaded = warehouse.replace_window(model, rows, start, end)
             yield dg.MaterializeResult(
                 asset_key=key,
