@@ -7,6 +7,7 @@ ingestion stream landing them in the lake, and Dagster (webserver and daemon via
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -51,6 +52,9 @@ class Service:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            return
+        with contextlib.suppress(ProcessLookupError):  # stragglers of an orderly stop (e.g. Dagster's code server)
+            os.killpg(self.process.pid, signal.SIGTERM)
 
 
 def start_service(
