@@ -76,7 +76,10 @@ def speed_band(speed: str) -> SparkColumn:
 
 def incident_durations(events: DataFrame, history: DataFrame | None) -> DataFrame:
     """Seconds from each incident's "reported" event (found in the window or the lookback) to each event."""
-    reported_source = events if history is None else events.unionByName(history)
+    columns = ["incident_id", "status", "event_time"]
+    reported_source = events.select(*columns)
+    if history is not None:
+        reported_source = reported_source.unionByName(history.select(*columns))
     reported = (
         reported_source.where(F.col("status") == "reported")
         .groupBy("incident_id")

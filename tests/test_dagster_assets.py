@@ -142,6 +142,20 @@ def test_a_type_change_fails_the_schema_check_naming_the_column(city: dict, tmp_
     assert "'aqi'" in failed[0].description
 
 
+def test_an_incident_reported_an_hour_earlier_gets_its_duration_from_the_lookback(city: dict) -> None:
+    settings, later = city["settings"], Hour(city["hour"].start + timedelta(hours=1))
+    assert run_graph(city["defs"], city["instance"], later.key).success  # a run for this hour alone
+    lake = Path(settings.lake)
+    raw = raw_frame(lake, settings.topics["emergency"]).drop_duplicates("event_id")
+    reported_at = raw[raw["status"] == "reported"].groupby("incident_id")["event_time"].min()
+    processed = pq.read_table(lake / "processed" / "emergency" / later.relative_dir).to_pandas()
+    processed["event_time"] = pd.to_datetime(processed["event_time"], utc=True)
+    carried = processed[processed["incident_id"].map(reported_at) < pd.Timestamp(later.start)]
+    assert len(carried) > 0, "the fixture should hold incidents open across the hour boundary"
+    expected = (carried["event_time"] - carried["incident_id"].map(reported_at)).dt.total_seconds()
+    assert carried["incident_duration_s"].to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-6)
+
+
 def test_catalog_adds_an_optional_column_and_refuses_a_type_change(tmp_path: Path) -> None:
     catalog = DuckDbCatalog(path=str(tmp_path / "catalog.duckdb"))
     table = RAW_TABLES["weather"]
