@@ -8,7 +8,6 @@ or :class:`NoData` with a message that says what to run or check.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,7 +15,9 @@ import duckdb
 import pandas as pd
 import psycopg
 
-from smartcity.settings import redact_url
+from smartcity.duckdb_files import connect
+from smartcity.errors import PlatformError
+from smartcity.settings import duckdb_file, redact_url
 
 LOCK_WAIT_S = 30.0
 TABLES = (
@@ -41,19 +42,14 @@ class NoData(Exception):
 def _duckdb_query(path: Path, sql: str, params: list) -> pd.DataFrame:
     if not path.exists():
         raise NoData(f"the warehouse file {path} does not exist yet")
-    deadline, delay = time.monotonic() + LOCK_WAIT_S, 0.05
-    while True:
-        try:
-            with duckdb.connect(str(path), read_only=True) as db:
-                db.execute("SET TimeZone = 'UTC'")
-                return db.execute(sql, params).df()
-        except duckdb.CatalogException as error:
-            raise NoData(str(error).splitlines()[0]) from error
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise WarehouseUnavailable(f"cannot open {path}: {error}") from error
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    try:
+        with connect(path, read_only=True, wait_s=LOCK_WAIT_S) as db:
+            db.execute("SET TimeZone = 'UTC'")
+            return db.execute(sql, params).df()
+    except duckdb.CatalogException as error:
+        raise NoData(str(error).splitlines()[0]) from error
+    except PlatformError as error:
+        raise WarehouseUnavailable(str(error)) from error
 
 
 def _postgres_query(url: str, sql: str, params: list) -> pd.DataFrame:
@@ -73,7 +69,7 @@ def query(url: str, sql: str, params: list | None = None) -> pd.DataFrame:
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+", 1)[0]
     if scheme == "duckdb":
-        return _duckdb_query(Path(parsed.path), sql, params or [])
+        return _duckdb_query(duckdb_file(url), sql, params or [])
     if scheme == "postgresql":
         return _postgres_query(url.replace(parsed.scheme + "://", "postgresql://", 1), sql, params or [])
     raise WarehouseUnavailable(f"the dashboard reads duckdb:/// or postgresql:// warehouses, not {redact_url(url)}")

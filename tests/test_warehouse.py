@@ -13,6 +13,7 @@ import pytest
 
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.errors import PlatformError
+from smartcity.settings import duckdb_file
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.warehouse import Warehouse, warehouse_from_url
@@ -35,7 +36,7 @@ def rows(hour: datetime, *values: int) -> pa.Table:
 
 def content(warehouse: Warehouse, url: str) -> list[tuple]:
     if url.startswith("duckdb"):
-        with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as db:
+        with duckdb.connect(str(duckdb_file(url)), read_only=True) as db:
             return db.execute("SELECT * FROM gold.traffic_hourly ORDER BY ALL").fetchall()
     with psycopg.connect(url) as connection:
         return connection.execute("SELECT * FROM gold.traffic_hourly ORDER BY 1, 2").fetchall()

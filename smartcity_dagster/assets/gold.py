@@ -21,6 +21,7 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from smartcity.atomic import replace_directory
+from smartcity.duckdb_files import connect
 from smartcity.settings import Settings
 from smartcity_dagster.assets.catalog import CATALOG_POOL, partition_entries
 from smartcity_dagster.assets.processed import processed_key
@@ -28,7 +29,6 @@ from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import Hour, window_hours
 from smartcity_dagster.resources.catalog import GLUE_TYPES, GlueCatalog
-from smartcity_dagster.resources.duckdb_files import connect
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.tables import PROCESSED_TABLES, Column, TableSchema
 

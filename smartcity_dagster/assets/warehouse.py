@@ -9,11 +9,11 @@ import duckdb
 import pyarrow as pa
 from dagster import AssetExecutionContext
 
+from smartcity.duckdb_files import connect
 from smartcity.settings import Settings
 from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import window_hours
-from smartcity_dagster.resources.duckdb_files import connect
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.warehouse import SCHEMA, Warehouse
 

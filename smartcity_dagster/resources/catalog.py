@@ -18,9 +18,9 @@ from typing import NamedTuple
 import dagster as dg
 from duckdb import DuckDBPyConnection
 
+from smartcity.duckdb_files import connect
 from smartcity.errors import PlatformError
 from smartcity_dagster.partitions import Hour
-from smartcity_dagster.resources.duckdb_files import connect
 from smartcity_dagster.tables import Column, TableSchema
 
 DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "double": "DOUBLE", "bigint": "BIGINT", "int": "INTEGER"}

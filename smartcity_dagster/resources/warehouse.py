@@ -17,9 +17,9 @@ import dagster as dg
 import psycopg
 import pyarrow as pa
 
+from smartcity.duckdb_files import connect
 from smartcity.errors import ConfigError, PlatformError
-from smartcity.settings import redact_url
-from smartcity_dagster.resources.duckdb_files import connect
+from smartcity.settings import duckdb_file, redact_url
 
 SCHEMA = "gold"
 
@@ -160,7 +160,7 @@ def warehouse_from_url(url: str) -> Warehouse:
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+", 1)[0]
     if scheme == "duckdb":
-        return DuckDbWarehouse(path=parsed.path)
+        return DuckDbWarehouse(path=str(duckdb_file(url)))
     if scheme == "postgresql":
         return PostgresWarehouse(url=url.replace(parsed.scheme + "://", "postgresql://", 1))
     raise ConfigError(
