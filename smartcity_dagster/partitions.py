@@ -42,6 +42,17 @@ class Hour(NamedTuple):
         return f"event_date={self.date}/event_hour={self.hour}"
 
 
+def contiguous_ranges(hours: list[Hour]) -> list[tuple[Hour, Hour]]:
+    """Sorted, distinct ``hours`` grouped into runs of consecutive hours: (first, last) of each."""
+    ranges: list[tuple[Hour, Hour]] = []
+    for hour in sorted(set(hours)):
+        if ranges and hour.start - ranges[-1][1].start == timedelta(hours=1):
+            ranges[-1] = (ranges[-1][0], hour)
+        else:
+            ranges.append((hour, hour))
+    return ranges
+
+
 def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
     """Hours from the configured start up to and including the current one (the stream lands into it)."""
     return dg.HourlyPartitionsDefinition(

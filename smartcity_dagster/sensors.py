@@ -4,7 +4,7 @@ Each tick lists only the recent date prefixes of every raw table (``late_data_da
 stream batch ids found per hour with the JSON cursor (hour → newest batch seen). Because the stream publishes
 batches in order and names files after their batch, "a batch id above the cursor" means "new data", while a
 compaction (which rewrites files of batches already seen) does not. Late data for an hour that was already
-processed shows up as a new batch in that hour and requests it again.
+processed shows up as a new batch in that hour and requests it again. Consecutive hours go in one run.
 """
 
 import json
@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from smartcity.settings import Settings
-from smartcity_dagster.partitions import Hour
+from smartcity_dagster.partitions import Hour, contiguous_ranges
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 
 
@@ -86,6 +87,16 @@ def _update(
     )
 
 
+def range_request(first: Hour, last: Hour, updates: list[HourUpdate]) -> dg.RunRequest:
+    """One run for consecutive hours: the steps take partition ranges in a single run (``BackfillPolicy``), so a
+    catch-up after downtime starts one Spark job, not one per hour."""
+    newest = max(u.newest_batch for u in updates if first.start <= u.hour.start <= last.start)
+    return dg.RunRequest(
+        run_key=f"{first.key}..{last.key}@{newest}",
+        tags={ASSET_PARTITION_RANGE_START_TAG: first.key, ASSET_PARTITION_RANGE_END_TAG: last.key},
+    )
+
+
 def build_lake_sensor(
     settings: Settings,
     partitions: dg.HourlyPartitionsDefinition,
@@ -122,13 +133,7 @@ def build_lake_sensor(
         events = [
             dg.AssetMaterialization(raw_keys[u.stream], partition=u.hour.key, metadata=u.metadata()) for u in accepted
         ]
-        requests = [
-            dg.RunRequest(
-                run_key=f"{hour.key}@{max(u.newest_batch for u in accepted if u.hour == hour)}",
-                partition_key=hour.key,
-            )
-            for hour in hours
-        ]
+        requests = [range_request(first, last, accepted) for first, last in contiguous_ranges(hours)]
         context.log.info(f"new raw data in {len(hours)} hour(s): {', '.join(h.key for h in hours)}")
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor, sort_keys=True))
 
