@@ -268,14 +268,26 @@ def stream_compact(settings: Settings, min_files: int) -> None:
     click.echo(f"{len(compacted)} hour(s) compacted")
 
 
+SERVICE_NAMES = ("simulator", "stream", "daemon", "dagster", "dashboard")
+
+
 @cli.command("up")
+@click.argument("services", nargs=-1, type=click.Choice(SERVICE_NAMES))
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Start the city simulator too.")
 @_with_settings
-def up_command(settings: Settings, simulate: bool) -> None:
-    """Start the platform in the background (broker, simulator, stream, Dagster, dashboard); `down` stops it."""
+def up_command(settings: Settings, services: tuple[str, ...], simulate: bool) -> None:
+    """Start the platform in the background; `down` stops it.
+
+    With no SERVICES: the broker, simulator, stream, Dagster daemon, Dagster UI and dashboard. Naming SERVICES
+    starts only those (and the broker); services already up are left alone, so after a crash `up` restarts what
+    is missing.
+    """
     from smartcity.platform import dagster_url, dashboard_url, up
 
-    for name, state in up(settings, simulate=simulate).items():
+    names = list(services or SERVICE_NAMES)
+    if not simulate and "simulator" in names:
+        names.remove("simulator")
+    for name, state in up(settings, names).items():
         click.echo(f"  {name:10s} {state}")
     click.echo(f"dashboard {dashboard_url(settings)} · Dagster {dagster_url(settings)} · logs {settings.paths.logs}")
 
@@ -283,7 +295,7 @@ def up_command(settings: Settings, simulate: bool) -> None:
 @cli.command("down")
 @_with_settings
 def down_command(settings: Settings) -> None:
-    """Stop what `smartcity up` started; each service stops gracefully (the stream commits its batch)."""
+    """Stop every service and the broker; each stops gracefully (the stream commits its batch)."""
     from smartcity.platform import down
 
     for name, state in down(settings).items():
@@ -319,7 +331,9 @@ def dashboard_command_(settings: Settings) -> None:
 )
 @_with_settings
 def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -> None:
-    """Run the platform in the foreground: broker, simulator, stream, Dagster, dashboard. Ctrl-C stops them all.
+    """Run the platform in the foreground: broker, simulator, stream, Dagster (daemon and UI), dashboard.
+
+    Ctrl-C stops them all.
 
     Running it again resumes where it stopped (Kafka, the stream's checkpoint and Dagster's cursors persist in
     var/); --fresh starts over from nothing.
@@ -329,7 +343,8 @@ def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -
     if fresh:
         for path in wipe_runtime_state(settings):
             click.echo(f"removed {path}")
-    run_platform(settings, simulate=simulate, stream=stream)
+    wanted = {"simulator": simulate, "stream": stream}
+    run_platform(settings, [name for name in SERVICE_NAMES if wanted.get(name, True)])
 
 
 def main() -> None:

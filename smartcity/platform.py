@@ -1,8 +1,9 @@
 """The main job: bring the platform's services up in the foreground and take them down on Ctrl-C.
 
-Today that is the Kafka broker (with its topics), the city simulator sending events in real time, the Spark
-ingestion stream landing them in the lake, and Dagster (webserver and daemon via ``dagster dev``) loading
-``workspace.yaml``. Each service logs to ``var/logs/<service>.log``.
+That is the Kafka broker (with its topics), the city simulator sending events in real time, the Spark ingestion
+stream landing them in the lake, the Dagster daemon (sensors, automation, run queue and monitoring) and webserver
+loading ``workspace.yaml``, and the Streamlit dashboard. Each service logs to ``var/logs/<service>.log`` and
+records its pid in ``var/run/<service>.pid``, so `smartcity status` and `smartcity up` see it whoever started it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from types import FrameType
 
 from smartcity.errors import PlatformError
 from smartcity.jars import resolve_all
+from smartcity.java import find_java
 from smartcity.kafka.broker import LocalBroker
 from smartcity.ports import require_free_port
 from smartcity.processes import live_pid, spawn, wait_dead
@@ -36,6 +38,7 @@ class Service:
 
     name: str
     process: subprocess.Popen[bytes]
+    pid_file: Path
     stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self, timeout: float = 90.0) -> None:
@@ -44,17 +47,23 @@ class Service:
         Only the main process gets the graceful signal: it stops its own children in order (the stream lets its
         batch commit, then stops the JVM), which a signal to the whole group would pre-empt.
         """
-        if self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, self.stop_signal)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            stop_process(self.process.pid, self.stop_signal, timeout)
             self.process.wait()
-            return
-        with contextlib.suppress(ProcessLookupError):  # stragglers of an orderly stop (e.g. Dagster's code server)
-            os.killpg(self.process.pid, signal.SIGTERM)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def stop_process(pid: int, stop_signal: signal.Signals, timeout: float) -> None:
+    """``stop_signal`` to ``pid``; SIGKILL to its group if it hangs, SIGTERM to stragglers of an orderly stop."""
+    os.kill(pid, stop_signal)
+    if not wait_dead(pid, timeout):
+        log.warning("pid %d did not stop within %.0fs of %s; killing its group", pid, timeout, stop_signal.name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        wait_dead(pid, 10)
+        return
+    with contextlib.suppress(ProcessLookupError):  # e.g. Dagster's code server, left by an orderly stop
+        os.killpg(pid, signal.SIGTERM)
 
 
 def start_service(
@@ -66,8 +75,15 @@ def start_service(
 ) -> Service:
     log_file = settings.paths.logs / f"{name}.log"
     process = spawn(command, log_file, env)
+    pid_file = _pid_file(settings, name)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(process.pid))
     log.info("%s started (pid %d), log: %s", name, process.pid, log_file)
-    return Service(name, process, stop_signal)
+    return Service(name, process, pid_file, stop_signal)
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.paths.root / "run" / f"{name}.pid"
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:
@@ -82,20 +98,39 @@ def dagster_url(settings: Settings) -> str:
     return f"http://{settings.dagster_host}:{settings.dagster_port}"
 
 
+WORKSPACE = str(PROJECT_ROOT / "workspace.yaml")
+PORT_GRACE_S = 10.0  # a server restarted after a crash may find its port not yet released
+
+
+def _script(name: str) -> str:
+    """A console script installed beside this interpreter (the project's virtual environment)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def start_daemon(settings: Settings) -> Service:
+    """The Dagster daemon: sensors, declarative automation, the run queue, run monitoring and retries.
+
+    Its own service (not ``dagster dev``), so it can crash, be restarted and be watched on its own.
+    """
+    command = [_script("dagster-daemon"), "run", "-w", WORKSPACE]
+    # Both Dagster services shut their code servers down on SIGINT (Ctrl-C).
+    return start_service(settings, "daemon", command, dagster_environment(settings), signal.SIGINT)
+
+
 def start_dagster(settings: Settings) -> Service:
-    """``dagster dev`` (webserver + daemon) on the configured address, returning once the UI answers."""
-    require_free_port(settings.dagster_host, settings.dagster_port, "DAGSTER_PORT")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+    """The Dagster webserver (the UI) on the configured address, returning once it answers."""
+    require_free_port(settings.dagster_host, settings.dagster_port, "DAGSTER_PORT", grace=PORT_GRACE_S)
+    command = [_script("dagster-webserver"), "-w", WORKSPACE]
     command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
-    # `dagster dev` shuts its webserver and daemon down on Ctrl-C, i.e. SIGINT.
     service = start_service(settings, "dagster", command, dagster_environment(settings), signal.SIGINT)
     wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
     return service
 
 
 def start_simulator(settings: Settings) -> Service:
-    """The city simulator in real time (default fleet), so data flows as soon as the platform is up."""
+    """The city simulator in real time (SMARTCITY_SIMULATOR_VEHICLES), so data flows as soon as the platform is up."""
     command = [sys.executable, "-m", "smartcity", "simulate", "--speedup", "1", "--no-progress"]
+    command += ["--vehicles", str(settings.simulator_vehicles)]
     return start_service(settings, "simulator", command)
 
 
@@ -119,7 +154,7 @@ def dashboard_command(settings: Settings) -> list[str]:
 
 def start_dashboard(settings: Settings) -> Service:
     """The Streamlit dashboard, returning once its health endpoint answers."""
-    require_free_port(settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT")
+    require_free_port(settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT", grace=PORT_GRACE_S)
     service = start_service(settings, "dashboard", dashboard_command(settings))
     wait_for_http(f"{dashboard_url(settings)}/_stcore/health", service, timeout=120)
     return service
@@ -140,18 +175,27 @@ def wait_for_http(url: str, service: Service, timeout: float) -> None:
     raise PlatformError(f"{url} did not answer within {timeout:.0f}s; see var/logs/{service.name}.log")
 
 
+MAX_RESTARTS = 3
+
+
 def _watch(settings: Settings, services: list[Service], every_s: float = 30.0) -> None:
-    """Print a status line every ``every_s`` until a service exits (an error: they run until we stop them)."""
+    """Print a status line every ``every_s``; restart a service that dies (it resumes from its own state: the
+    stream from its checkpoint, the daemon from its cursors), giving up after ``MAX_RESTARTS`` of one service."""
     from smartcity.status import status_line
 
+    restarts = dict.fromkeys((service.name for service in services), 0)
     next_line = time.monotonic() + every_s
     while True:
-        for service in services:
-            if service.process.poll() is not None:
-                raise PlatformError(
-                    f"{service.name} exited unexpectedly (status {service.process.returncode}); "
-                    f"see var/logs/{service.name}.log"
-                )
+        for index, service in enumerate(services):
+            if service.process.poll() is None:
+                continue
+            status, log_file = service.process.returncode, settings.paths.logs / f"{service.name}.log"
+            if restarts[service.name] == MAX_RESTARTS:
+                raise PlatformError(f"{service.name} exited (status {status}) {MAX_RESTARTS + 1} times; see {log_file}")
+            restarts[service.name] += 1
+            print(f"{service.name} exited unexpectedly (status {status}; see {log_file}); restarting it", flush=True)
+            service.pid_file.unlink(missing_ok=True)
+            services[index] = SERVICES[service.name][0](settings)
         if time.monotonic() >= next_line:
             print(f"status: {status_line(settings)}", flush=True)
             next_line = time.monotonic() + every_s
@@ -176,60 +220,69 @@ def wipe_runtime_state(settings: Settings) -> list[Path]:
     return removed
 
 
-# Background services of `smartcity up`: how to start each, what its command line contains, how to stop it.
-BACKGROUND = {
-    "simulator": (start_simulator, "simulate", signal.SIGTERM),
-    "stream": (start_stream, "spark_streaming", signal.SIGTERM),
-    "dagster": (start_dagster, "dagster", signal.SIGINT),
-    "dashboard": (start_dashboard, "streamlit", signal.SIGTERM),
+# Services in start order: how to start each and what its command line contains (to trust a pid file).
+SERVICES = {
+    "simulator": (start_simulator, "simulate"),
+    "stream": (start_stream, "spark_streaming"),
+    "daemon": (start_daemon, "dagster-daemon"),
+    "dagster": (start_dagster, "dagster-webserver"),
+    "dashboard": (start_dashboard, "streamlit"),
 }
+STOP_SIGNALS = {"daemon": signal.SIGINT, "dagster": signal.SIGINT}
 
 
-def _pid_file(settings: Settings, name: str) -> Path:
-    return settings.paths.root / "run" / f"{name}.pid"
+def service_pid(settings: Settings, name: str) -> int | None:
+    """The pid of service ``name`` if it runs (started by `smartcity up` or `smartcity run`)."""
+    return live_pid(_pid_file(settings, name), SERVICES[name][1])
 
 
-def up(settings: Settings, simulate: bool = True) -> dict[str, str]:
-    """Start the broker and every service in the background (each only if not already up); name → state."""
+def preflight(settings: Settings, names: list[str]) -> None:
+    """Fail before starting anything: var/ writable, a usable Java, and the ports of services still to start.
+
+    (The broker checks its own ports, allowing a just-killed broker time to release them.)
+    """
     settings.paths.ensure()
+    find_java(settings.java_home)
+    ports = {"dagster": (settings.dagster_host, settings.dagster_port, "DAGSTER_PORT"),
+             "dashboard": (settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT")}  # fmt: skip
+    for name in names:
+        if name in ports and service_pid(settings, name) is None:
+            require_free_port(*ports[name])
+
+
+def up(settings: Settings, names: list[str]) -> dict[str, str]:
+    """Start the broker and the named services in the background (each only if not already up); name → state."""
+    preflight(settings, names)
     resolve_all(settings)
     started = LocalBroker(settings).start()
     states = {"kafka": "already up" if started.already_running else "started"}
-    for name, (start, marker, _) in BACKGROUND.items():
-        if name == "simulator" and not simulate:
-            continue
-        pid_file = _pid_file(settings, name)
-        if live_pid(pid_file, marker):
+    for name in [name for name in SERVICES if name in names]:
+        if service_pid(settings, name) is not None:
             states[name] = "already up"
             continue
-        service = start(settings)
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(str(service.process.pid))
+        service = SERVICES[name][0](settings)
         states[name] = f"started (pid {service.process.pid})"
     return states
 
 
 def down(settings: Settings, timeout: float = 90.0) -> dict[str, str]:
-    """Stop what `smartcity up` started, in reverse order, each with its graceful signal; name → state."""
+    """Stop every running service in reverse start order, each with its graceful signal, then the broker."""
     states = {}
-    for name, (_, marker, stop_signal) in reversed(BACKGROUND.items()):
-        pid = live_pid(_pid_file(settings, name), marker)
+    for name in reversed(SERVICES):
+        pid = service_pid(settings, name)
         if pid is None:
             states[name] = "not running"
             continue
-        os.kill(pid, stop_signal)  # the main process stops its children in order (see Service.stop)
-        if not wait_dead(pid, timeout):
-            os.killpg(pid, signal.SIGKILL)
-            wait_dead(pid, 10)
+        stop_process(pid, STOP_SIGNALS.get(name, signal.SIGTERM), timeout)
         _pid_file(settings, name).unlink(missing_ok=True)
         states[name] = "stopped"
     states["kafka"] = "stopped" if LocalBroker(settings).stop() else "not running"
     return states
 
 
-def run_platform(settings: Settings, simulate: bool = True, stream: bool = True) -> None:
-    """Start the broker and the services, print where to look, and keep running until interrupted."""
-    settings.paths.ensure()
+def run_platform(settings: Settings, names: list[str]) -> None:
+    """Start the broker and the named services, print where to look, and keep running until interrupted."""
+    preflight(settings, names)
     resolve_all(settings)
     broker = LocalBroker(settings)
     started = broker.start()
@@ -242,22 +295,8 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if simulate:
-            services.append(start_simulator(settings))
-        if stream:
-            services.append(start_stream(settings))
-        services.append(start_dagster(settings))
-        services.append(start_dashboard(settings))
-        print(
-            "\nsmart-city platform is up (Ctrl-C stops it)\n"
-            f"  dashboard      {dashboard_url(settings)}\n"
-            f"  Dagster UI     {dagster_url(settings)}\n"
-            f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
-            f"  simulator      {'real time, default city' if simulate else 'off'}\n"
-            f"  stream         {'Kafka → ' + settings.lake + ' (smartcity stream status)' if stream else 'off'}\n"
-            f"  logs           {settings.paths.logs}\n",
-            flush=True,
-        )
+        services += [SERVICES[name][0](settings) for name in SERVICES if name in names]
+        print(banner(settings, names), flush=True)
         _watch(settings, services)
     except KeyboardInterrupt:
         log.info("stopping…")
@@ -269,3 +308,19 @@ def run_platform(settings: Settings, simulate: bool = True, stream: bool = True)
         if not started.already_running:
             broker.stop()
         log.info("stopped")
+
+
+def banner(settings: Settings, names: list[str]) -> str:
+    def off_unless(name: str, text: str) -> str:
+        return text if name in names else "off"
+
+    return (
+        "\nsmart-city platform is up (Ctrl-C stops it)\n"
+        f"  dashboard      {off_unless('dashboard', dashboard_url(settings))}\n"
+        f"  Dagster UI     {off_unless('dagster', dagster_url(settings))}\n"
+        f"  Dagster daemon {off_unless('daemon', 'sensors and automation running')}\n"
+        f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
+        f"  simulator      {off_unless('simulator', f'real time, {settings.simulator_vehicles} vehicles')}\n"
+        f"  stream         {off_unless('stream', f'Kafka → {settings.lake} (smartcity stream status)')}\n"
+        f"  logs           {settings.paths.logs}\n"
+    )

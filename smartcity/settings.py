@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -93,7 +94,8 @@ class Settings(BaseSettings):
     )
     warehouse_url: Annotated[str, AfterValidator(_warehouse_url)] | None = Field(
         None,
-        description="duckdb:///file, postgresql://… or redshift://…; defaults to <var_dir>/warehouse.duckdb",
+        description="duckdb:///relative.duckdb or duckdb:////absolute.duckdb, postgresql://… or redshift://…; "
+        "defaults to <var_dir>/warehouse.duckdb",
     )
 
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077")
@@ -101,6 +103,10 @@ class Settings(BaseSettings):
     stream_trigger_seconds: float = Field(10.0, gt=0, le=3600, description="micro-batch interval in seconds")
     stream_max_offsets_per_trigger: int = Field(
         500_000, ge=1, description="upper bound of Kafka records per micro-batch (at least 1)"
+    )
+
+    simulator_vehicles: int = Field(
+        50, ge=1, description="fleet of the simulator the main job runs; each vehicle and its GPS send about 2 events/s"
     )
 
     partitions_start: date = Field(date(2026, 1, 1), description="first day (UTC) of the hourly partitions, YYYY-MM-DD")
@@ -186,15 +192,25 @@ class RuntimePaths:
         self.dbt = self.root / "dbt"
 
     def ensure(self) -> None:
-        """Create the runtime directories, failing with a clear message when ``var/`` is not writable."""
+        """Create the runtime directories, failing with a clear message when ``var/`` is not writable.
+
+        Each directory is also written to, since an existing directory on a read-only mount passes ``mkdir``.
+        """
         for directory in (self.logs, self.jars, self.kafka_data, self.dagster_home, self.stream):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=directory).close()
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create {directory}: {exc.strerror}. Make {self.root} writable or point "
                     f"{ENV_PREFIX}VAR_DIR at a writable directory."
                 ) from exc
+
+
+def duckdb_file(url: str) -> Path:
+    """The file of a ``duckdb:///…`` URL, read as SQLAlchemy reads ``sqlite:///…``: ``duckdb:///city.duckdb``
+    is relative to the working directory, ``duckdb:////srv/city.duckdb`` (four slashes) is absolute."""
+    return Path(urlparse(url).path[1:])
 
 
 def redact_url(url: str) -> str:

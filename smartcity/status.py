@@ -25,14 +25,16 @@ def _answers(url: str) -> bool:
 
 def components(settings: Settings) -> dict[str, str]:
     """Component → 'up …' or 'down'."""
-    from smartcity.platform import dagster_url, dashboard_url
+    from smartcity.platform import dagster_url, dashboard_url, service_pid
     from spark_streaming.control import running_pid
 
     broker = LocalBroker(settings).running_pid()
     stream = running_pid(settings)
+    daemon = service_pid(settings, "daemon")
     return {
         "kafka": f"up (pid {broker}, {settings.bootstrap_servers})" if broker else "down",
         "stream": f"up (pid {stream})" if stream else "down",
+        "daemon": f"up (pid {daemon})" if daemon else "down",
         "dagster": f"up ({dagster_url(settings)})" if _answers(f"{dagster_url(settings)}/server_info") else "down",
         "dashboard": f"up ({dashboard_url(settings)})"
         if _answers(f"{dashboard_url(settings)}/_stcore/health")

@@ -21,6 +21,7 @@ from smartcity_dagster.resources.catalog import DuckDbCatalog
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.sensors import build_lake_sensor
+from smartcity_dagster.watchdog import run_worker_watchdog
 
 
 def resources(settings: Settings) -> dict[str, object]:
@@ -57,7 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 warehouse],
         jobs=jobs,
         schedules=schedules,
-        sensors=[sensor, automation],
+        sensors=[sensor, automation, run_worker_watchdog],
         resources=resources(settings),
     )  # fmt: skip
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import uuid
+from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from smartcity.kafka.admin import ensure_topics
 from smartcity.settings import Settings
@@ -42,3 +46,28 @@ def ledger_rows(*ledgers: Path) -> list[dict[str, str]]:
         with ledger.open() as handle:
             rows += list(csv.DictReader(handle))
     return rows
+
+
+def dry_run_events(path: Path, acknowledged: set[str], topics: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Valid, acknowledged events of the dry run per stream, deduplicated on event_id, with typed event_time."""
+    stream_of = {topic: stream for stream, topic in topics.items()}
+    rows: dict[str, list[dict]] = {stream: [] for stream in topics}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["valid"] and record["event_id"] in acknowledged:
+            rows[stream_of[record["topic"]]].append(json.loads(record["value"]))
+    frames = {}
+    for stream, events in rows.items():
+        frame = pd.DataFrame(events).drop_duplicates("event_id")
+        frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+        frame["hour_start"] = frame["event_time"].dt.floor("h").dt.tz_localize(None)
+        frames[stream] = frame
+    return frames
+
+
+def events_per_stream_and_hour(events: dict[str, pd.DataFrame]) -> dict[tuple[str, datetime], int]:
+    return {
+        (stream, hour.to_pydatetime()): count
+        for stream, frame in events.items()
+        for hour, count in frame.groupby("hour_start").size().items()
+    }

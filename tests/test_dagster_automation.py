@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +18,9 @@ import pytest
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
+from smartcity_dagster.partitions import Hour, contiguous_ranges
 from smartcity_dagster.resources.lake import LocalLake
+from smartcity_dagster.watchdog import fail_runs_with_dead_workers
 from tests.conftest import isolated_environment, settings_from
 
 
@@ -44,8 +47,10 @@ def tick(lake: dict, instance: dg.DagsterInstance, cursor: str | None) -> dg.Sen
         return sensor(context)
 
 
-def requested(result: dg.SensorResult) -> list[str]:
-    return sorted(request.partition_key for request in result.run_requests or [])
+def requested(result: dg.SensorResult) -> list[tuple[str, str]]:
+    """The hour ranges requested, (first, last) of each run."""
+    ranges = [request.partition_key_range for request in result.run_requests or []]
+    return sorted((r.start, r.end) for r in ranges if r is not None)
 
 
 def add_batch(settings: Settings, stream: str, hour: Hour, batch: int) -> None:
@@ -59,10 +64,19 @@ def test_new_files_request_their_hours_and_record_raw_materializations(
     lake: dict, instance: dg.DagsterInstance
 ) -> None:
     result = tick(lake, instance, None)
-    assert requested(result) == [hour.key for hour in lake["hours"]]
+    assert len(lake["hours"]) > 1
+    assert requested(result) == [(lake["hours"][0].key, lake["hours"][-1].key)], "consecutive hours: one run"
     rows = {(e.asset_key.path[-1], e.partition): e.metadata["new_rows"].value for e in result.asset_events}
     expected = {(stream, Hour.of_directory(day, hour).key): n for (stream, day, hour), n in lake["counts"].items()}
     assert rows == expected
+
+
+def test_hours_are_grouped_into_consecutive_ranges() -> None:
+    first = Hour.of_key("2026-03-01-22:00")
+    hours = [Hour(first.start + timedelta(hours=n)) for n in (3, 0, 1, 2, 5, 5, 9, 10)]
+    keys = [(a.key, b.key) for a, b in contiguous_ranges(hours)]
+    assert keys == [("2026-03-01-22:00", "2026-03-02-01:00"), ("2026-03-02-03:00",) * 2,
+                    ("2026-03-02-07:00", "2026-03-02-08:00")]  # fmt: skip
 
 
 def test_no_new_files_skip(lake: dict, instance: dg.DagsterInstance) -> None:
@@ -80,7 +94,7 @@ def test_late_files_request_the_old_hour_again_and_a_restart_neither_misses_nor_
     add_batch(lake["settings"], "vehicle", old, batch=41)
     # a fresh sensor evaluation from the stored cursor is what the daemon does after a restart
     late = tick(lake, instance, cursor)
-    assert requested(late) == [old.key]
+    assert requested(late) == [(old.key, old.key)]
     assert [e.metadata["new_files"].value for e in late.asset_events] == [1]
     assert tick(lake, instance, late.cursor).run_requests in (None, [])
 
@@ -119,3 +133,42 @@ def test_automation_carries_a_processed_hour_to_gold_even_when_it_is_not_the_new
         defs=defs, instance=instance, asset_selection=downstream, cursor=after.cursor
     )
     assert again.total_requested == 0, "an hour already handled was requested twice"
+
+
+def started_run(instance: dg.DagsterInstance, worker_pid: int) -> str:
+    """A run in STARTED state whose worker logged ``worker_pid``, as the code server records it."""
+    from dagster._core.events import DagsterEvent, EngineEventData
+
+    @dg.op
+    def noop() -> None: ...
+
+    @dg.job
+    def watched() -> None:
+        noop()
+
+    run = instance.create_run_for_job(watched)
+    instance.report_dagster_event(DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name="watched"), run.run_id)
+    instance.report_engine_event(
+        f"Started process for run (pid: {worker_pid}).", run, EngineEventData.in_process(worker_pid)
+    )
+    return run.run_id
+
+
+def test_watchdog_fails_runs_whose_worker_died_frees_their_slots_and_leaves_live_ones() -> None:
+    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 1}}) as instance:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        orphan, alive = started_run(instance, dead.pid), started_run(instance, os.getpid())
+        pools = instance.event_log_storage
+        pools.set_concurrency_slots("lake_catalog", 1)
+        pools.claim_concurrency_slot("lake_catalog", orphan, "processed_tables")
+        assert pools.get_concurrency_info("lake_catalog").active_slot_count == 1
+
+        assert fail_runs_with_dead_workers(instance) == [orphan]
+        assert instance.get_run_by_id(orphan).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.STARTED
+        failure = instance.all_logs(orphan, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert f"worker (pid {dead.pid}) is gone" in failure[0].message
+        assert pools.get_concurrency_info("lake_catalog").active_slot_count == 0, "the dead run's slot is held"
+        assert instance.get_run_by_id(orphan).tags.get("dagster/will_retry") == "true", "run retries are on"
+        assert fail_runs_with_dead_workers(instance) == []

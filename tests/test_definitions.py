@@ -66,6 +66,7 @@ def test_sensors_and_schedules_are_on_by_default(settings: Settings) -> None:
     assert sensors == {
         "raw_lake_sensor": dg.DefaultSensorStatus.RUNNING,
         "gold_and_warehouse_automation": dg.DefaultSensorStatus.RUNNING,
+        "run_worker_watchdog": dg.DefaultSensorStatus.RUNNING,
     }
     schedules = {schedule.job_name: schedule.default_status for schedule in defs.schedules}
     assert schedules == {

@@ -8,7 +8,6 @@ and the warehouse.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,26 +25,17 @@ from smartcity_dagster.resources.lake import LocalLake
 from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
 from tests.conftest import run_cli, settings_from
 from tests.graph import run_graph
-from tests.pipeline import FAULTS, drain, ledger_rows, simulate, stream_environment
+from tests.pipeline import (
+    FAULTS,
+    drain,
+    dry_run_events,
+    events_per_stream_and_hour,
+    ledger_rows,
+    simulate,
+    stream_environment,
+)
 
 pytestmark = pytest.mark.broker
-
-
-def dry_run_events(path: Path, acknowledged: set[str], topics: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Valid, acknowledged events of the dry run per stream, deduplicated on event_id, with typed event_time."""
-    stream_of = {topic: stream for stream, topic in topics.items()}
-    rows: dict[str, list[dict]] = {stream: [] for stream in topics}
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if record["valid"] and record["event_id"] in acknowledged:
-            rows[stream_of[record["topic"]]].append(json.loads(record["value"]))
-    frames = {}
-    for stream, events in rows.items():
-        frame = pd.DataFrame(events).drop_duplicates("event_id")
-        frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
-        frame["hour_start"] = frame["event_time"].dt.floor("h").dt.tz_localize(None)
-        frames[stream] = frame
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +72,10 @@ def warehouse(pipeline: dict, sql: str) -> pd.DataFrame:
 
 
 def test_events_per_stream_and_hour_are_exact(pipeline: dict) -> None:
-    expected = {
-        (stream, hour.to_pydatetime()): count
-        for stream, frame in pipeline["events"].items()
-        for hour, count in frame.groupby("hour_start").size().items()
-    }
     loaded = warehouse(pipeline, "SELECT stream, hour_start, events FROM gold.events_hourly")
-    assert {(r.stream, r.hour_start.to_pydatetime()): r.events for r in loaded.itertuples()} == expected
+    assert {(r.stream, r.hour_start.to_pydatetime()): r.events for r in loaded.itertuples()} == (
+        events_per_stream_and_hour(pipeline["events"])
+    )
 
 
 def test_distinct_vehicles_and_mean_speeds_per_hour_are_exact(pipeline: dict) -> None:
