@@ -4,7 +4,8 @@ Each tick lists only the recent date prefixes of every raw table (``late_data_da
 stream batch ids found per hour with the JSON cursor (hour → newest batch seen). Because the stream publishes
 batches in order and names files after their batch, "a batch id above the cursor" means "new data", while a
 compaction (which rewrites files of batches already seen) does not. Late data for an hour that was already
-processed shows up as a new batch in that hour and requests it again. Consecutive hours go in one run.
+processed shows up as a new batch in that hour and requests it again. Consecutive hours go in one run, and an
+hour that already has a run waiting in the queue gets no second one (that run will read the new files).
 """
 
 import json
@@ -87,6 +88,23 @@ def _update(
     )
 
 
+def hours_with_a_queued_run(instance: dg.DagsterInstance) -> set[Hour]:
+    """Hours covered by this sensor's runs still waiting in the queue."""
+    waiting = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+                      tags={"dagster/sensor_name": SENSOR_NAME})
+    )  # fmt: skip
+    hours: set[Hour] = set()
+    for run in waiting:
+        first, last = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+        if first and last:
+            hour, end = Hour.of_key(first), Hour.of_key(last)
+            while hour.start <= end.start:
+                hours.add(hour)
+                hour = Hour(hour.start + timedelta(hours=1))
+    return hours
+
+
 def range_request(first: Hour, last: Hour, updates: list[HourUpdate]) -> dg.RunRequest:
     """One run for consecutive hours: the steps take partition ranges in a single run (``BackfillPolicy``), so a
     catch-up after downtime starts one Spark job, not one per hour."""
@@ -95,6 +113,9 @@ def range_request(first: Hour, last: Hour, updates: list[HourUpdate]) -> dg.RunR
         run_key=f"{first.key}..{last.key}@{newest}",
         tags={ASSET_PARTITION_RANGE_START_TAG: first.key, ASSET_PARTITION_RANGE_END_TAG: last.key},
     )
+
+
+SENSOR_NAME = "raw_lake_sensor"
 
 
 def build_lake_sensor(
@@ -106,7 +127,7 @@ def build_lake_sensor(
     """A sensor recording raw materializations and requesting ``target`` for every hour with new data."""
 
     @dg.sensor(
-        name="raw_lake_sensor",
+        name=SENSOR_NAME,
         description=(
             "Lists the raw zone's recent date prefixes, records newly committed data per hour as raw "
             "materializations (files, rows, bytes) and requests the catalog and processing steps for those hours."
@@ -133,8 +154,15 @@ def build_lake_sensor(
         events = [
             dg.AssetMaterialization(raw_keys[u.stream], partition=u.hour.key, metadata=u.metadata()) for u in accepted
         ]
-        requests = [range_request(first, last, accepted) for first, last in contiguous_ranges(hours)]
-        context.log.info(f"new raw data in {len(hours)} hour(s): {', '.join(h.key for h in hours)}")
+        # A queued run lists its raw files when it starts, so it will read these too: one more run would only
+        # grow the queue while the stream publishes faster than processing finishes.
+        queued = hours_with_a_queued_run(context.instance)
+        to_run = [hour for hour in hours if hour not in queued]
+        requests = [range_request(first, last, accepted) for first, last in contiguous_ranges(to_run)]
+        context.log.info(
+            f"new raw data in {len(hours)} hour(s): {', '.join(h.key for h in hours)}"
+            + (f"; already queued: {', '.join(h.key for h in hours if h in queued)}" if queued else "")
+        )
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor, sort_keys=True))
 
     return raw_lake_sensor

@@ -99,6 +99,22 @@ def test_late_files_request_the_old_hour_again_and_a_restart_neither_misses_nor_
     assert tick(lake, instance, late.cursor).run_requests in (None, [])
 
 
+def test_an_hour_with_a_queued_run_gets_no_second_one_but_its_neighbour_does(
+    lake: dict, instance: dg.DagsterInstance
+) -> None:
+    cursor = tick(lake, instance, None).cursor
+    waiting, other = lake["hours"][0], lake["hours"][-1]
+    range_tags = {"dagster/asset_partition_range_start": waiting.key, "dagster/asset_partition_range_end": waiting.key}
+    tags = {"dagster/sensor_name": "raw_lake_sensor", **range_tags}
+    instance.create_run_for_job(noop_job(), status=dg.DagsterRunStatus.NOT_STARTED, tags=tags)  # not yet dequeued
+    add_batch(lake["settings"], "vehicle", waiting, batch=51)
+    add_batch(lake["settings"], "vehicle", other, batch=52)
+    result = tick(lake, instance, cursor)
+    assert requested(result) == [(other.key, other.key)], "the queued run reads the new file when it starts"
+    assert {e.partition for e in result.asset_events} == {waiting.key, other.key}, "both hours' data is recorded"
+    assert not tick(lake, instance, result.cursor).run_requests
+
+
 def test_compaction_of_seen_batches_requests_nothing(lake: dict, instance: dg.DagsterInstance) -> None:
     cursor = tick(lake, instance, None).cursor
     hour = lake["hours"][-1]
@@ -135,10 +151,7 @@ def test_automation_carries_a_processed_hour_to_gold_even_when_it_is_not_the_new
     assert again.total_requested == 0, "an hour already handled was requested twice"
 
 
-def started_run(instance: dg.DagsterInstance, worker_pid: int) -> str:
-    """A run in STARTED state whose worker logged ``worker_pid``, as the code server records it."""
-    from dagster._core.events import DagsterEvent, EngineEventData
-
+def noop_job() -> dg.JobDefinition:
     @dg.op
     def noop() -> None: ...
 
@@ -146,7 +159,14 @@ def started_run(instance: dg.DagsterInstance, worker_pid: int) -> str:
     def watched() -> None:
         noop()
 
-    run = instance.create_run_for_job(watched)
+    return watched
+
+
+def started_run(instance: dg.DagsterInstance, worker_pid: int) -> str:
+    """A run in STARTED state whose worker logged ``worker_pid``, as the code server records it."""
+    from dagster._core.events import DagsterEvent, EngineEventData
+
+    run = instance.create_run_for_job(noop_job())
     instance.report_dagster_event(DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name="watched"), run.run_id)
     instance.report_engine_event(
         f"Started process for run (pid: {worker_pid}).", run, EngineEventData.in_process(worker_pid)
