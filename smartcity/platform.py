@@ -66,20 +66,14 @@ def stop_process(pid: int, stop_signal: signal.Signals, timeout: float) -> None:
         os.killpg(pid, signal.SIGTERM)
 
 
-def start_service(
-    settings: Settings,
-    name: str,
-    command: list[str],
-    env: dict[str, str] | None = None,
-    stop_signal: signal.Signals = signal.SIGTERM,
-) -> Service:
+def start_service(settings: Settings, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
     log_file = settings.paths.logs / f"{name}.log"
     process = spawn(command, log_file, env)
     pid_file = _pid_file(settings, name)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(process.pid))
     log.info("%s started (pid %d), log: %s", name, process.pid, log_file)
-    return Service(name, process, pid_file, stop_signal)
+    return Service(name, process, pid_file, STOP_SIGNALS.get(name, signal.SIGTERM))
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -113,8 +107,7 @@ def start_daemon(settings: Settings) -> Service:
     Its own service (not ``dagster dev``), so it can crash, be restarted and be watched on its own.
     """
     command = [_script("dagster-daemon"), "run", "-w", WORKSPACE]
-    # Both Dagster services shut their code servers down on SIGINT (Ctrl-C).
-    return start_service(settings, "daemon", command, dagster_environment(settings), signal.SIGINT)
+    return start_service(settings, "daemon", command, dagster_environment(settings))
 
 
 def start_dagster(settings: Settings) -> Service:
@@ -122,7 +115,7 @@ def start_dagster(settings: Settings) -> Service:
     require_free_port(settings.dagster_host, settings.dagster_port, "DAGSTER_PORT", grace=PORT_GRACE_S)
     command = [_script("dagster-webserver"), "-w", WORKSPACE]
     command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
-    service = start_service(settings, "dagster", command, dagster_environment(settings), signal.SIGINT)
+    service = start_service(settings, "dagster", command, dagster_environment(settings))
     wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
     return service
 
@@ -228,7 +221,7 @@ SERVICES = {
     "dagster": (start_dagster, "dagster-webserver"),
     "dashboard": (start_dashboard, "streamlit"),
 }
-STOP_SIGNALS = {"daemon": signal.SIGINT, "dagster": signal.SIGINT}
+STOP_SIGNALS = {"daemon": signal.SIGINT, "dagster": signal.SIGINT}  # Dagster stops its code servers on Ctrl-C
 
 
 def service_pid(settings: Settings, name: str) -> int | None:
