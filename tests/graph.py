@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
+
+from smartcity_dagster.partitions import Hour, hours_between
+from smartcity_dagster.resources.lake import LocalLake
 
 EXECUTABLE = ("catalog", "processed", "gold", "warehouse")
 
@@ -16,3 +21,14 @@ def run_graph(
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=selection, tags=tags, raise_on_error=raise_on_error
     )
+
+
+def sensor_hours(defs: dg.Definitions, instance: dg.DagsterInstance, lake_root: str) -> list[str]:
+    """Every hour (partition key) the lake sensor's first tick requests, its ranges expanded."""
+    with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=lake_root)}) as context:
+        requests = defs.get_sensor_def("raw_lake_sensor")(context).run_requests or []
+    hours = set()
+    for request in requests:
+        first, last = Hour.of_key(request.partition_key_range.start), Hour.of_key(request.partition_key_range.end)
+        hours.update(hour.key for hour in hours_between(first.start, last.start + timedelta(hours=1)))
+    return sorted(hours)

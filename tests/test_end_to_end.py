@@ -21,10 +21,9 @@ from dashboard.warehouse import query
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.resources.lake import LocalLake
 from tests.browser import ARTIFACTS, chromium, expected_tiles, served_dashboard, tile_values
 from tests.conftest import run_cli, settings_from
-from tests.graph import run_graph
+from tests.graph import run_graph, sensor_hours
 from tests.pipeline import (
     FAULTS,
     drain,
@@ -53,9 +52,7 @@ def pipeline(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.T
     ours = settings_from(environment)
     defs = build_definitions(ours)
     with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=ours.lake)}) as context:
-            requests = defs.get_sensor_def("raw_lake_sensor")(context).run_requests
-        hours = sorted(request.partition_key for request in requests)
+        hours = sensor_hours(defs, instance, ours.lake)
         assert run_graph(defs, instance, hours[0], hours[-1]).success
     rows = ledger_rows(ledger)
     acknowledged = {row["event_id"] for row in rows if row["valid"] == "true"}

@@ -19,9 +19,8 @@ import pytest
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.resources.lake import LocalLake
 from tests.conftest import SMARTCITY, run_cli, settings_from
-from tests.graph import run_graph
+from tests.graph import run_graph, sensor_hours
 from tests.pipeline import FAULTS, MALFORMED, drain, ledger_rows, simulate, stream_environment
 
 pytestmark = pytest.mark.broker
@@ -222,10 +221,7 @@ def test_the_dagster_graph_reconciles_the_drained_run_with_the_ledger(drained: d
     settings = settings_from(drained["environment"])
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=settings.lake)}) as context:
-            hours = sorted(
-                request.partition_key for request in defs.get_sensor_def("raw_lake_sensor")(context).run_requests
-            )
+        hours = sensor_hours(defs, instance, settings.lake)
         result = run_graph(defs, instance, hours[0], hours[-1])
     assert result.success
     fleet = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["warehouse", "fleet_hourly"]]
