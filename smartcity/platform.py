@@ -81,10 +81,20 @@ def _pid_file(settings: Settings, name: str) -> Path:
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:
-    """Environment for Dagster processes: DAGSTER_HOME under var/, holding the project's dagster.yaml."""
+    """Environment for Dagster processes: DAGSTER_HOME under var/, holding the project's dagster.yaml.
+
+    The instance's SQLite storage is created here, in one process: the daemon and the webserver starting
+    together on a fresh home both created it, and two alembic stamps made every later open of the instance fail
+    ("more than one head present").
+    """
+    import dagster as dg  # here, so commands without Dagster do not pay for importing it
+
     home = settings.paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # creating or checking the schema is not news
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     return {**os.environ, "DAGSTER_HOME": str(home)}
 
 

@@ -6,7 +6,6 @@ newest materialization per asset group, and the warehouse's newest event time.
 
 from __future__ import annotations
 
-import logging
 import urllib.request
 from datetime import UTC, datetime
 
@@ -60,8 +59,6 @@ def newest_partitions(settings: Settings) -> dict[str, str]:
     import dagster as dg
 
     from smartcity.platform import dagster_environment
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema check is not news
     from smartcity_dagster.definitions import build_definitions
 
     home = dagster_environment(settings)["DAGSTER_HOME"]
