@@ -197,7 +197,6 @@ def _watch(settings: Settings, services: list[Service], every_s: float = 30.0) -
                 raise PlatformError(f"{service.name} exited (status {status}) {MAX_RESTARTS + 1} times; see {log_file}")
             restarts[service.name] += 1
             print(f"{service.name} exited unexpectedly (status {status}; see {log_file}); restarting it", flush=True)
-            service.pid_file.unlink(missing_ok=True)
             services[index] = SERVICES[service.name][0](settings)
         if time.monotonic() >= next_line:
             print(f"status: {status_line(settings)}", flush=True)

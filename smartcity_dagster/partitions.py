@@ -67,6 +67,11 @@ def hours_between(start: datetime, end: datetime) -> list[Hour]:
     return [Hour(first + timedelta(hours=i)) for i in range(count)]
 
 
+def hours_of_range(first_key: str, last_key: str) -> list[Hour]:
+    """The hours of a partition key range, both ends included (as in a range run's tags)."""
+    return hours_between(Hour.of_key(first_key).start, Hour.of_key(last_key).start + timedelta(hours=1))
+
+
 def window_hours(context: dg.AssetExecutionContext) -> list[Hour]:
     """The hours a run covers: one partition, or a whole range when a backfill runs as one run."""
     window = context.partition_time_window

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from smartcity.settings import Settings
-from smartcity_dagster.partitions import Hour, contiguous_ranges, hours_between
+from smartcity_dagster.partitions import Hour, contiguous_ranges, hours_of_range
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 
 
@@ -98,7 +98,7 @@ def hours_with_a_queued_run(instance: dg.DagsterInstance) -> set[Hour]:
     for run in waiting:
         first, last = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
         if first and last:
-            hours.update(hours_between(Hour.of_key(first).start, Hour.of_key(last).start + timedelta(hours=1)))
+            hours.update(hours_of_range(first, last))
     return hours
 
 

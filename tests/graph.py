@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import dagster as dg
 
-from smartcity_dagster.partitions import Hour, hours_between
+from smartcity_dagster.partitions import hours_of_range
 from smartcity_dagster.resources.lake import LocalLake
 
 EXECUTABLE = ("catalog", "processed", "gold", "warehouse")
@@ -27,8 +25,5 @@ def sensor_hours(defs: dg.Definitions, instance: dg.DagsterInstance, lake_root: 
     """Every hour (partition key) the lake sensor's first tick requests, its ranges expanded."""
     with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=lake_root)}) as context:
         requests = defs.get_sensor_def("raw_lake_sensor")(context).run_requests or []
-    hours = set()
-    for request in requests:
-        first, last = Hour.of_key(request.partition_key_range.start), Hour.of_key(request.partition_key_range.end)
-        hours.update(hour.key for hour in hours_between(first.start, last.start + timedelta(hours=1)))
-    return sorted(hours)
+    ranges = [request.partition_key_range for request in requests]
+    return sorted({hour.key for r in ranges for hour in hours_of_range(r.start, r.end)})
