@@ -7,7 +7,7 @@ the dashboard stays while the city sends about 5,000 events/s.
   (set-up included).
 
 The clock starts when the command is launched and stops when headless Chromium shows the overview with a
-non-zero "Events in the last hour" tile. Then, for ``--minutes``, the age of the newest event in the warehouse
+non-zero "Events, latest hour" tile. Then, for ``--minutes``, the age of the newest event in the warehouse
 (what the dashboard's "data as of" line shows) is sampled every 5 s: its p50 and p95 are the event-to-dashboard
 freshness. The simulator's fleet is sized for the rate (``SMARTCITY_SIMULATOR_VEHICLES``), and the rate
 achieved is measured from Kafka's end offsets.
@@ -77,7 +77,7 @@ def overview_shows_data(url: str) -> bool:
             page.goto(url)
             page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
             for metric in page.locator('[data-testid="stMetric"]').all():
-                if metric.locator('[data-testid="stMetricLabel"]').inner_text().strip() == "Events in the last hour":
+                if metric.locator('[data-testid="stMetricLabel"]').inner_text().strip() == "Events, latest hour":
                     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip() not in ("0", "n/a")
             return False
         finally:

@@ -7,7 +7,7 @@ without a browser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -35,6 +35,7 @@ class Kpis:
     open_incidents: int
     worst_aqi: int | None
     events_last_hour: int
+    quarantined_last_day: int
 
 
 def _scalar(frame: pd.DataFrame) -> object:
@@ -42,12 +43,20 @@ def _scalar(frame: pd.DataFrame) -> object:
     return None if value is None or pd.isna(value) else value
 
 
+def last_day_start() -> datetime:
+    """Start of the last 24 hours, the current hour included (naive UTC, as the warehouse stores hours)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(hours=23)
+
+
 def kpis(url: str) -> Kpis:
-    """The overview tiles, for the newest hour in the warehouse."""
+    """The overview tiles, for the newest hour in the warehouse (the quarantine tile: the last 24 hours)."""
     latest = _scalar(query(url, "SELECT max(hour_start) FROM gold.events_hourly"))
     as_of = _scalar(query(url, "SELECT max(last_event_time) FROM gold.events_hourly"))
+    quarantined = _scalar(
+        query(url, "SELECT sum(records) FROM gold.quarantine_hourly WHERE hour_start >= ?", [last_day_start()])
+    )
     if latest is None:
-        return Kpis(None, None, 0, None, 0, None, 0)
+        return Kpis(None, None, 0, None, 0, None, 0, int(quarantined or 0))
     fleet = query(
         url, "SELECT vehicles_reporting, mean_speed_kmh FROM gold.fleet_hourly WHERE hour_start = ?", [latest]
     )
@@ -64,7 +73,17 @@ def kpis(url: str) -> Kpis:
         open_incidents=int(open_incidents or 0),
         worst_aqi=int(aqi) if aqi is not None else None,
         events_last_hour=int(events or 0),
+        quarantined_last_day=int(quarantined or 0),
     )
+
+
+def quarantine(url: str) -> pd.DataFrame:
+    """Records quarantined in the last 24 hours per stream and reason, most frequent first."""
+    sql = (
+        "SELECT stream, reason, sum(records) AS records FROM gold.quarantine_hourly WHERE hour_start >= ? "
+        "GROUP BY stream, reason ORDER BY records DESC, stream, reason"
+    )
+    return query(url, sql, [last_day_start()])
 
 
 def hour_range(url: str) -> tuple[datetime, datetime] | None:

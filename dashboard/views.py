@@ -76,20 +76,26 @@ def overview(url: str) -> None:
     kpis: data.Kpis = cached("kpis", url)
     freshness_line(kpis.data_as_of, load_settings().dashboard_stale_minutes)
     hour = f"{kpis.latest_hour:%H:%M} UTC hour" if kpis.latest_hour else "latest hour"
-    tiles = st.columns(5)
+    tiles = st.columns(6)
     tiles[0].metric("Vehicles reporting", f"{kpis.vehicles_reporting:,}", help=f"distinct vehicles, {hour}")
     tiles[1].metric("Mean speed", NO_VALUE if kpis.mean_speed_kmh is None else f"{kpis.mean_speed_kmh:.1f} km/h",
                     help=f"mean of every vehicle report, {hour}")  # fmt: skip
     tiles[2].metric("Open incidents", f"{kpis.open_incidents:,}", help="reported and not yet resolved")
     tiles[3].metric("Worst air quality", NO_VALUE if kpis.worst_aqi is None else f"AQI {kpis.worst_aqi}",
                     help=f"highest AQI of any station, {hour}")  # fmt: skip
-    tiles[4].metric("Events in the last hour", f"{kpis.events_last_hour:,}", help=f"all five streams, {hour}")
+    tiles[4].metric("Events, latest hour", f"{kpis.events_last_hour:,}", help=f"all five streams, {hour}")
+    tiles[5].metric("Quarantined, 24 h", f"{kpis.quarantined_last_day:,}",
+                    help="records the stream rejected (malformed, wrong type…), by ingest time")  # fmt: skip
     span = cached("hour_range", url)
     if span:
         start = span[1] - timedelta(hours=23)
         traffic = cached("traffic_trend", url, start, span[1], [])
         st.subheader("Last 24 hours")
         st.line_chart(traffic, x="hour_start", y="vehicles_seen", x_label="hour (UTC)", y_label="vehicles seen")
+    rejected = cached("quarantine", url)
+    if len(rejected):
+        st.subheader("Quarantined records, last 24 hours")
+        st.bar_chart(rejected, x="reason", y="records", color="stream", x_label="reason", y_label="records")
 
 
 def city_map(url: str) -> None:

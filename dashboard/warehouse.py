@@ -20,15 +20,6 @@ from smartcity.errors import PlatformError
 from smartcity.settings import duckdb_file, redact_url
 
 LOCK_WAIT_S = 30.0
-TABLES = (
-    "events_hourly",
-    "fleet_hourly",
-    "traffic_hourly",
-    "weather_hourly",
-    "incidents_hourly",
-    "incident_events",
-    "vehicle_trips",
-)
 
 
 class WarehouseUnavailable(Exception):

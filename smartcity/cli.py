@@ -259,7 +259,7 @@ def stream_status_command(settings: Settings) -> None:
               help="Compact hour directories holding at least this many files.")  # fmt: skip
 @_with_settings
 def stream_compact(settings: Settings, min_files: int) -> None:
-    """Rewrite each raw hour's committed files as one; readers see the old hour or the new one, never both."""
+    """Rewrite each raw and quarantine hour's committed files as one; readers see the old hour or the new."""
     from spark_streaming.control import compact
 
     compacted = compact(settings, min_files)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dagster as dg
 
 from smartcity.settings import Settings, load_settings
-from smartcity_dagster.assets.catalog import build_raw_catalog, catalog_key
+from smartcity_dagster.assets.catalog import build_landed_catalog, catalog_key
 from smartcity_dagster.assets.gold import build_gold, dbt_project, dbt_resource
 from smartcity_dagster.assets.processed import build_processed, processed_key, spark_resource
-from smartcity_dagster.assets.raw import kafka_topic_specs, raw_key, raw_table_specs
+from smartcity_dagster.assets.raw import LANDED_ZONES, kafka_topic_specs, landed_table_specs
 from smartcity_dagster.assets.warehouse import build_warehouse
 from smartcity_dagster.maintenance import build_maintenance
 from smartcity_dagster.partitions import hourly_partitions
@@ -37,15 +37,16 @@ def resources(settings: Settings) -> dict[str, object]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = hourly_partitions(settings)
-    raw_catalog = build_raw_catalog(settings, partitions)
+    catalog = build_landed_catalog(settings, partitions)
     processed = build_processed(settings, partitions)
     gold = build_gold(settings, partitions)
     warehouse = build_warehouse(settings, partitions, sorted(gold.keys))
     jobs, schedules = build_maintenance(settings)
     ingest = dg.AssetSelection.assets(
-        *[catalog_key("raw", stream) for stream in settings.topics], *[processed_key(s) for s in settings.topics]
+        *[catalog_key(zone, stream) for zone in LANDED_ZONES for stream in settings.topics],
+        *[processed_key(stream) for stream in settings.topics],
     )
-    sensor = build_lake_sensor(settings, partitions, {s: raw_key(s) for s in settings.topics}, ingest)
+    sensor = build_lake_sensor(settings, partitions, ingest)
     automation = dg.AutomationConditionSensorDefinition(
         "gold_and_warehouse_automation",
         target=dg.AssetSelection.groups("gold", "warehouse"),
@@ -54,8 +55,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         description="Runs each gold and warehouse hour whose upstream hour changed (late data included).",
     )
     return dg.Definitions(
-        assets=[*kafka_topic_specs(settings), *raw_table_specs(settings, partitions), raw_catalog, processed, gold,
-                warehouse],
+        assets=[*kafka_topic_specs(settings), *landed_table_specs(settings, partitions), catalog, processed,
+                gold, warehouse],
         jobs=jobs,
         schedules=schedules,
         sensors=[sensor, automation, run_worker_watchdog],

@@ -1,7 +1,7 @@
-"""Maintenance jobs: retention (lake partitions, catalog entries and warehouse rows) and raw-file compaction.
+"""Maintenance jobs: retention (lake partitions, catalog entries and warehouse rows) and small-file compaction.
 
 Retention defaults to 365 days, mirroring the S3 lifecycle rule of the aws profile; compaction rewrites the
-stream's per-batch files of each raw hour into one file (readers see the old hour or the new one).
+stream's per-batch files of each raw and quarantine hour into one file (readers see the old hour or the new one).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -61,18 +61,18 @@ def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[
         )
 
     # In the catalog's pool: never while a catalog or processing step reads the raw files it would swap away.
-    @dg.op(description="Compact each raw hour's committed stream batch files into one file.", pool=CATALOG_POOL)
-    def compact_raw_hours(context: OpExecutionContext) -> None:
+    @dg.op(description="Compact each raw and quarantine hour's committed batch files into one.", pool=CATALOG_POOL)
+    def compact_lake_hours(context: OpExecutionContext) -> None:
         compacted = compact(settings)
-        context.log.info(f"compacted {len(compacted)} raw hour(s)")
+        context.log.info(f"compacted {len(compacted)} hour(s)")
 
     @dg.job(description="Retention: drop what is older than the configured policy everywhere it is stored.")
     def retention_job() -> None:
         apply_retention()
 
-    @dg.job(description="Compaction of the raw zone's small files, hour by hour.")
+    @dg.job(description="Compaction of the raw and quarantine zones' small files, hour by hour.")
     def compaction_job() -> None:
-        compact_raw_hours()
+        compact_lake_hours()
 
     schedules = [
         dg.ScheduleDefinition(job=retention_job, cron_schedule="30 3 * * *",

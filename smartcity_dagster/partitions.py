@@ -10,10 +10,18 @@ import dagster as dg
 from smartcity.settings import Settings
 
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+EVENT_PARTITION = ("event_date", "event_hour")
+# Quarantined records may carry no readable event time: the quarantine zone is partitioned by ingest hour.
+INGEST_PARTITION = ("ingest_date", "ingest_hour")
+
+
+def zone_partition(zone: str) -> tuple[str, str]:
+    """The (date, hour) directory keys of a lake zone."""
+    return INGEST_PARTITION if zone == "quarantine" else EVENT_PARTITION
 
 
 class Hour(NamedTuple):
-    """One event hour: the lake's ``event_date=…/event_hour=…`` directory and the partition key."""
+    """One hour: the partition key, and the lake's ``event_date=…/event_hour=…`` (or ingest hour) directory."""
 
     start: datetime
 
@@ -39,7 +47,10 @@ class Hour(NamedTuple):
 
     @property
     def relative_dir(self) -> str:
-        return f"event_date={self.date}/event_hour={self.hour}"
+        return self.directory(EVENT_PARTITION)
+
+    def directory(self, keys: tuple[str, str]) -> str:
+        return f"{keys[0]}={self.date}/{keys[1]}={self.hour}"
 
 
 def contiguous_ranges(hours: list[Hour]) -> list[tuple[Hour, Hour]]:

@@ -1,12 +1,12 @@
-"""The lake sensor: notices newly committed raw data per hour and requests the partitions it affects.
+"""The lake sensor: notices newly committed raw and quarantined data per hour and requests the partitions it affects.
 
-Each tick lists only the recent date prefixes of every raw table (``late_data_days`` back), and compares the
-stream batch ids found per hour with the JSON cursor (hour → newest batch seen). Because the stream publishes
-batches in order and names files after their batch, "a batch id above the cursor" means "new data", while a
-compaction (which rewrites files of batches already seen) does not. Late data for an hour that was already
-processed shows up as a new batch in that hour and requests it again. Consecutive hours go in one run, and an
-hour that already has a run waiting in the queue gets no second one (that run will read the new files).
-"""
+Each tick lists only the recent date prefixes of every raw and quarantine table (``late_data_days`` back), and
+compares the stream batch ids found per hour with the JSON cursor (table and hour → newest batch seen). Because
+the stream publishes batches in order and names files after their batch, "a batch id above the cursor" means
+"new data", while a compaction (which rewrites files of batches already seen) does not. Late data for an hour
+that was already processed shows up as a new batch in that hour and requests it again. Consecutive hours go in
+one run, and an hour that already has a run waiting in the queue gets no second one (that run will read the new
+files)."""
 
 import json
 from dataclasses import dataclass
@@ -16,14 +16,16 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from smartcity.settings import Settings
+from smartcity_dagster.assets.raw import LANDED_ZONES
 from smartcity_dagster.partitions import Hour, contiguous_ranges, hours_of_range
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 
 
 @dataclass(frozen=True)
 class HourUpdate:
-    """New data in one hour of one raw table."""
+    """New data in one hour of one table the stream lands (a raw or a quarantine table)."""
 
+    zone: str
     stream: str
     hour: Hour
     newest_batch: int
@@ -44,8 +46,9 @@ class HourUpdate:
         }
 
 
-def cursor_key(stream: str, hour: Hour) -> str:
-    return f"{stream}/{hour.key}"
+def cursor_key(zone: str, stream: str, hour: Hour) -> str:
+    """``<stream>/<hour>`` for raw tables (as cursors before the quarantine had partitions), else with the zone."""
+    return f"{stream}/{hour.key}" if zone == "raw" else f"{zone}/{stream}/{hour.key}"
 
 
 def scan(
@@ -54,29 +57,28 @@ def scan(
     """Updates since ``seen`` in the last ``days`` days, and the cursor to store (older hours pruned)."""
     dates = [(now - timedelta(days=back)).date() for back in range(days, -1, -1)]
     oldest = Hour(datetime.combine(dates[0], datetime.min.time(), tzinfo=UTC))
-    cursor = {key: batch for key, batch in seen.items() if Hour.of_key(key.split("/", 1)[1]) >= oldest}
+    cursor = {key: batch for key, batch in seen.items() if Hour.of_key(key.rsplit("/", 1)[1]) >= oldest}
     updates = []
-    for stream, topic in topics.items():
-        for hour, files in lake.list_hours("raw", topic, dates).items():
-            key = cursor_key(stream, hour)
-            new = [file for file in files if file.batch > seen.get(key, -1)]
-            if not new:
-                continue
-            update = _update(lake, stream, hour, files, new)
-            if update is not None:
-                updates.append(update)
-                cursor[key] = update.newest_batch
+    for zone in LANDED_ZONES:
+        for stream, topic in topics.items():
+            for hour, files in lake.list_hours(zone, topic, dates).items():
+                key = cursor_key(zone, stream, hour)
+                new = [file for file in files if file.batch > seen.get(key, -1)]
+                if new and (update := _update(lake, zone, stream, hour, files, new)) is not None:
+                    updates.append(update)
+                    cursor[key] = update.newest_batch
     return updates, cursor
 
 
 def _update(
-    lake: LakeStorage, stream: str, hour: Hour, files: list[LakeFile], new: list[LakeFile]
+    lake: LakeStorage, zone: str, stream: str, hour: Hour, files: list[LakeFile], new: list[LakeFile]
 ) -> HourUpdate | None:
     try:
         new_rows = sum(lake.row_count(file) for file in new)
     except FileNotFoundError:
         return None  # compaction swapped the hour since the listing: the next tick sees the compacted file
     return HourUpdate(
+        zone=zone,
         stream=stream,
         hour=hour,
         newest_batch=max(file.batch for file in files),
@@ -118,16 +120,16 @@ SENSOR_NAME = "raw_lake_sensor"
 def build_lake_sensor(
     settings: Settings,
     partitions: dg.HourlyPartitionsDefinition,
-    raw_keys: dict[str, dg.AssetKey],
     target: dg.AssetSelection,
 ) -> dg.SensorDefinition:
-    """A sensor recording raw materializations and requesting ``target`` for every hour with new data."""
+    """A sensor recording raw and quarantine materializations and requesting ``target`` for every hour with new
+    data."""
 
     @dg.sensor(
         name=SENSOR_NAME,
         description=(
-            "Lists the raw zone's recent date prefixes, records newly committed data per hour as raw "
-            "materializations (files, rows, bytes) and requests the catalog and processing steps for those hours."
+            "Lists the recent date prefixes of the raw and quarantine zones, records newly committed data per hour "
+            "as materializations (files, rows, bytes) and requests the catalog and processing steps for those hours."
         ),
         target=target,
         minimum_interval_seconds=30,
@@ -140,16 +142,20 @@ def build_lake_sensor(
         valid_keys = set(partitions.get_partition_keys(current_time=now))
         outside = [u for u in updates if u.hour.key not in valid_keys]
         for update in outside:  # before the partitions start, or ahead of the clock: keep them for later
-            context.log.warning(f"{update.stream} has data for {update.hour.key}, outside the hourly partitions")
-            cursor.pop(cursor_key(update.stream, update.hour), None)
-            if (previous := seen.get(cursor_key(update.stream, update.hour))) is not None:
-                cursor[cursor_key(update.stream, update.hour)] = previous
+            context.log.warning(
+                f"{update.zone}.{update.stream} has data for {update.hour.key}, outside the hourly partitions"
+            )
+            key = cursor_key(update.zone, update.stream, update.hour)
+            cursor.pop(key, None)
+            if (previous := seen.get(key)) is not None:
+                cursor[key] = previous
         accepted = [u for u in updates if u.hour.key in valid_keys]
         hours = sorted({u.hour for u in accepted})
         if not hours:
             return dg.SensorResult(skip_reason="no new raw data", cursor=json.dumps(cursor, sort_keys=True))
         events = [
-            dg.AssetMaterialization(raw_keys[u.stream], partition=u.hour.key, metadata=u.metadata()) for u in accepted
+            dg.AssetMaterialization(LANDED_ZONES[u.zone](u.stream), partition=u.hour.key, metadata=u.metadata())
+            for u in accepted
         ]
         # A queued run lists its raw files when it starts, so it will read these too: one more run would only
         # grow the queue while the stream publishes faster than processing finishes.

@@ -1,4 +1,4 @@
-"""Table schemas of the lake's raw and processed zones, derived from the data contracts.
+"""Table schemas of the lake's raw, quarantine and processed zones, derived from the data contracts.
 
 The catalog registers these columns, the processing step writes them, and the schema-drift check compares
 what the lake holds against them: one definition, so a renamed contract field fails loudly everywhere.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from smartcity.contracts import CONTRACTS, Contract
+from smartcity_dagster.partitions import EVENT_PARTITION, INGEST_PARTITION
 
 # Glue/Hive type names; the DuckDB catalog maps them to its own types.
 CONTRACT_TYPES = {
@@ -18,7 +19,7 @@ CONTRACT_TYPES = {
     "double": "double",
     "integer": "bigint",
 }
-PARTITION_KEYS = ("event_date", "event_hour")
+PARTITION_KEYS = EVENT_PARTITION
 
 
 class Column(NamedTuple):
@@ -33,7 +34,7 @@ class TableSchema(NamedTuple):
     name: str
     description: str
     columns: tuple[Column, ...]
-    partition_keys: tuple[str, ...] = PARTITION_KEYS
+    partition_keys: tuple[str, str] = PARTITION_KEYS
 
     @property
     def column_types(self) -> dict[str, str]:
@@ -88,5 +89,28 @@ def processed_table(contract: Contract) -> TableSchema:
     )
 
 
+QUARANTINE_COLUMNS = (
+    *KAFKA_COLUMNS[:4],
+    Column("kafka_key", "string", "Kafka message key (the device id), as text", False),
+    Column("raw_text", "string", "the payload as UTF-8 text, when it decodes", False),
+    Column("raw_bytes", "binary", "the payload exactly as received", True),
+    Column("reason", "string", "why the record was quarantined (the first rule it broke)", True),
+    Column("reason_detail", "string", "what exactly was wrong, for a person to read", False),
+    Column("ingest_time", "timestamp", "when the stream committed the record to the quarantine", True),
+)
+
+
+def quarantine_table(contract: Contract) -> TableSchema:
+    return TableSchema(
+        "quarantine",
+        contract.stream,
+        f"Quarantine of `{contract.stream}` records that failed parsing or validation, with the reason, "
+        "partitioned by ingest hour.",
+        QUARANTINE_COLUMNS,
+        INGEST_PARTITION,
+    )
+
+
 RAW_TABLES = {stream: raw_table(contract) for stream, contract in CONTRACTS.items()}
 PROCESSED_TABLES = {stream: processed_table(contract) for stream, contract in CONTRACTS.items()}
+QUARANTINE_TABLES = {stream: quarantine_table(contract) for stream, contract in CONTRACTS.items()}

@@ -121,12 +121,16 @@ def stream_status(settings: Settings) -> StreamStatus:
 
 
 def compact(settings: Settings, min_files: int = 2) -> list[Path]:
-    """Compact every raw hour directory holding at least ``min_files`` committed batch files."""
+    """Compact every raw and quarantine hour directory holding at least ``min_files`` committed batch files."""
     from spark_streaming.job import StreamPaths
 
     paths = StreamPaths.of(settings)
     compacted = []
-    for hour_dir in sorted(paths.lake.raw.glob("*/event_date=*/event_hour=*")):
+    hour_dirs = [
+        *sorted(paths.lake.raw.glob("*/event_date=*/event_hour=*")),
+        *sorted(paths.lake.quarantine.glob("*/ingest_date=*/ingest_hour=*")),
+    ]
+    for hour_dir in hour_dirs:
         if len(list(hour_dir.glob("*.parquet"))) >= min_files and (result := compact_hour(
             paths.lake, hour_dir, paths.checkpoint
         )):  # fmt: skip

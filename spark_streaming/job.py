@@ -171,9 +171,9 @@ class BatchWriter:
             valid_rows(valid, contract).coalesce(1).write.mode("overwrite").partitionBy(
                 "event_date", "event_hour"
             ).parquet(str(stage / "raw" / topic))
-            quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy("ingest_date").parquet(
-                str(stage / "quarantine" / topic)
-            )
+            quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy(
+                "ingest_date", "ingest_hour"
+            ).parquet(str(stage / "quarantine" / topic))
         finally:
             diagnosed.unpersist()
             checked.unpersist()

@@ -225,9 +225,14 @@ def valid_rows(validated: DataFrame, contract: Contract) -> DataFrame:
 
 
 def quarantined_rows(validated: DataFrame) -> DataFrame:
-    """The quarantine rows: the raw payload (text where it decodes), why, and where in Kafka it came from."""
+    """The quarantine rows: the raw payload (text where it decodes), why, and where in Kafka it came from.
+
+    Partitioned by ingest hour (a malformed record may have no event time); ``current_timestamp`` is one value
+    per query, so a row's ingest time always falls in its partition's hour.
+    """
     return validated.where(F.col("reason").isNotNull()).select(
         *KAFKA_COLUMNS, "kafka_key", "raw_text", "raw_bytes", "reason", "reason_detail",
         F.current_timestamp().alias("ingest_time"),
         F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias("ingest_date"),
+        F.date_format(F.current_timestamp(), "HH").alias("ingest_hour"),
     )  # fmt: skip

@@ -55,6 +55,15 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+DRAWN_CHARTS = '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'
+
+
+def drawn_charts(page: Page, expected: int) -> int:
+    """How many charts the page has drawn, once at least ``expected`` are (Vega draws them one by one)."""
+    page.wait_for_function(f"document.querySelectorAll('{DRAWN_CHARTS}').length >= {expected}", timeout=60_000)
+    return page.locator('[data-testid="stVegaLiteChart"]').count()
+
+
 def tile_values(page: Page) -> dict[str, str]:
     """The overview's KPI tiles as shown: label → displayed value."""
     page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
@@ -65,8 +74,9 @@ def tile_values(page: Page) -> dict[str, str]:
     return tiles
 
 
-def expected_tiles(events: dict[str, pd.DataFrame]) -> dict[str, str]:
-    """What the overview must show, computed from deduplicated events per stream (with an ``event_time``)."""
+def expected_tiles(events: dict[str, pd.DataFrame], quarantined: int = 0) -> dict[str, str]:
+    """What the overview must show, computed from deduplicated events per stream (with an ``event_time``) and
+    the records quarantined in the last 24 hours."""
     latest = max(frame["event_time"].max() for frame in events.values() if len(frame)).floor("h")
     in_hour = {stream: frame[frame["event_time"].dt.floor("h") == latest] for stream, frame in events.items()}
     emergency = events["emergency"].assign(stage=events["emergency"]["status"].map(
@@ -77,5 +87,6 @@ def expected_tiles(events: dict[str, pd.DataFrame]) -> dict[str, str]:
         "Mean speed": f"{in_hour['vehicle']['speed_kmh'].mean():.1f} km/h" if len(in_hour["vehicle"]) else "n/a",
         "Open incidents": f"{still_open:,}",
         "Worst air quality": f"AQI {in_hour['weather']['aqi'].max()}" if len(in_hour["weather"]) else "n/a",
-        "Events in the last hour": f"{sum(len(frame) for frame in in_hour.values()):,}",
+        "Events, latest hour": f"{sum(len(frame) for frame in in_hour.values()):,}",
+        "Quarantined, 24 h": f"{quarantined:,}",
     }

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import subprocess
 import uuid
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
+from dashboard.warehouse import NoData, WarehouseUnavailable, query
 from smartcity.kafka.admin import ensure_topics
 from smartcity.settings import Settings
 from tests.conftest import isolated_environment, run_cli, settings_from
@@ -71,3 +74,17 @@ def events_per_stream_and_hour(events: dict[str, pd.DataFrame]) -> dict[tuple[st
         for stream, frame in events.items()
         for hour, count in frame.groupby("hour_start").size().items()
     }
+
+
+def quarantined_per_stream_and_reason(rows: list[dict[str, str]], topics: dict[str, str]) -> dict[tuple[str, str], int]:
+    """Malformed records the broker acknowledged, per stream and the fault injected (the reason expected)."""
+    stream_of = {topic: stream for stream, topic in topics.items()}
+    return dict(Counter((stream_of[row["topic"]], row["fault"]) for row in rows if row["valid"] == "false"))
+
+
+def loaded_quarantine(url: str) -> dict[tuple[str, str], int]:
+    """Quarantined records per stream and reason in the warehouse (empty while it has none)."""
+    with contextlib.suppress(NoData, WarehouseUnavailable):
+        sql = "SELECT stream, reason, sum(records) AS n FROM gold.quarantine_hourly GROUP BY ALL"
+        return {(r.stream, r.reason): r.n for r in query(url, sql).itertuples()}
+    return {}

@@ -127,6 +127,27 @@ def test_compaction_of_seen_batches_requests_nothing(lake: dict, instance: dg.Da
     assert not tick(lake, instance, cursor).run_requests
 
 
+def test_quarantined_records_request_their_ingest_hour_and_record_quarantine_materializations(
+    lake: dict, instance: dg.DagsterInstance
+) -> None:
+    cursor = tick(lake, instance, None).cursor
+    ingest = Hour(datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+    directory = Path(lake["settings"].lake) / "quarantine" / lake["settings"].topics["weather"]
+    hour_dir = directory / f"ingest_date={ingest.date}" / f"ingest_hour={ingest.hour}"
+    hour_dir.mkdir(parents=True)
+    try:
+        pq.write_table(pa.table({"reason": ["malformed_json"] * 3}), hour_dir / "part-b000000000061.parquet")
+        result = tick(lake, instance, cursor)
+        assert requested(result) == [(ingest.key, ingest.key)]
+        events = [
+            (e.asset_key.to_user_string(), e.partition, e.metadata["new_rows"].value) for e in result.asset_events
+        ]
+        assert events == [("quarantine/weather", ingest.key, 3)]
+        assert not tick(lake, instance, result.cursor).run_requests, "the cursor remembers the quarantine batch"
+    finally:
+        shutil.rmtree(directory)
+
+
 def test_automation_carries_a_processed_hour_to_gold_even_when_it_is_not_the_newest(
     lake: dict, instance: dg.DagsterInstance
 ) -> None:

@@ -15,19 +15,24 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
 from smartcity.platform import service_pid
 from smartcity.settings import Settings
 from tests.conftest import SMARTCITY, run_cli, settings_from
-from tests.pipeline import FAULTS, dry_run_events, events_per_stream_and_hour, ledger_rows
+from tests.pipeline import (
+    FAULTS,
+    dry_run_events,
+    events_per_stream_and_hour,
+    ledger_rows,
+    loaded_quarantine,
+    quarantined_per_stream_and_reason,
+)
 from tests.test_cli import COMPONENTS
 
 pytestmark = pytest.mark.broker
@@ -105,12 +110,16 @@ def test_warehouse_reconciles_after_a_broker_restart_and_sigkills_of_stream_and_
         acknowledged = {row["event_id"] for row in rows if row["valid"] == "true"}
         events = dry_run_events(dry, acknowledged, settings.topics)
         expected = events_per_stream_and_hour(events)
+        expected_quarantine = quarantined_per_stream_and_reason(rows, settings.topics)
         deadline = time.monotonic() + 900
-        while loaded_events(settings) != expected and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            loaded_events(settings) != expected or loaded_quarantine(settings.warehouse) != expected_quarantine
+        ):
             time.sleep(10)
         loaded = loaded_events(settings)
         wrong = {key: (count, loaded.get(key)) for key, count in expected.items() if loaded.get(key) != count}
         assert loaded == expected, f"(expected, loaded) per (stream, hour): {wrong}; see {settings.paths.logs}"
+        assert loaded_quarantine(settings.warehouse) == expected_quarantine, "quarantine per (stream, reason)"
         assert run_status(settings, killed_run) != dg.DagsterRunStatus.STARTED, "the killed run was never failed"
         status = run_cli("status", env=environment).stdout
         assert all(f"  {component:10s} up" in status for component in COMPONENTS), status
@@ -129,7 +138,3 @@ def test_warehouse_reconciles_after_a_broker_restart_and_sigkills_of_stream_and_
                                           "GROUP BY ALL")  # fmt: skip
     expected_incidents = events["emergency"].groupby(["incident_type", "status"]).size().to_dict()
     assert {(r.incident_type, r.status): r.n for r in incidents.itertuples()} == expected_incidents
-    quarantined = duckdb.sql(
-        f"SELECT reason, count(*) FROM read_parquet('{settings.lake}/quarantine/*/*/*.parquet') GROUP BY reason"
-    ).fetchall()
-    assert dict(quarantined) == dict(Counter(row["fault"] for row in rows if row["valid"] == "false"))

@@ -34,12 +34,12 @@ def lake_contents(environment: dict[str, str]) -> tuple[list[tuple], list[tuple]
         "select kafka_topic, kafka_partition, kafka_offset, event_id "
         f"from read_parquet('{lake}/raw/*/*/*/*.parquet', union_by_name = true)"
     ).fetchall()
-    quarantine_glob = lake / "quarantine" / "*" / "*" / "*.parquet"
+    quarantine_glob = lake / "quarantine" / "*" / "*" / "*" / "*.parquet"
     quarantine = (
         duckdb.sql(
             f"select kafka_topic, kafka_partition, kafka_offset, reason from read_parquet('{quarantine_glob}')"
         ).fetchall()
-        if list(lake.glob("quarantine/*/*/*.parquet"))
+        if list(lake.glob("quarantine/*/*/*/*.parquet"))
         else []
     )
     return raw, quarantine
@@ -86,7 +86,7 @@ def test_quarantine_keeps_the_payload_and_where_it_came_from(drained: dict) -> N
     lake = Path(settings_from(drained["environment"]).lake)
     rows = duckdb.sql(
         f"select reason, reason_detail, raw_text, raw_bytes, kafka_key, ingest_time "
-        f"from read_parquet('{lake}/quarantine/*/*/*.parquet')"
+        f"from read_parquet('{lake}/quarantine/*/*/*/*.parquet')"
     ).fetchall()
     for reason, detail, text, payload, key, ingest_time in rows:
         assert detail and payload and key and ingest_time
@@ -115,12 +115,14 @@ def test_status_shows_no_lag_and_the_quarantine_counts(drained: dict) -> None:
 
 
 def test_compaction_keeps_every_row_and_leaves_one_file_per_hour(drained: dict) -> None:
-    before = sorted(lake_contents(drained["environment"])[0])
+    before = [sorted(rows) for rows in lake_contents(drained["environment"])]
     result = run_cli("stream", "compact", env=drained["environment"])
     assert result.returncode == 0, result.stderr
-    assert sorted(lake_contents(drained["environment"])[0]) == before
+    assert [sorted(rows) for rows in lake_contents(drained["environment"])] == before
     lake = Path(settings_from(drained["environment"]).lake)
-    for hour in lake.glob("raw/*/*/*"):
+    hours = [*lake.glob("raw/*/*/*"), *lake.glob("quarantine/*/*/*")]
+    assert any(hour.parts[-4] == "quarantine" for hour in hours)
+    for hour in hours:
         assert len(list(hour.glob("*.parquet"))) == 1, hour
 
 

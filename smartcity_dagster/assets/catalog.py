@@ -1,4 +1,4 @@
-"""Glue tables for the raw zone: register each raw table and its hour partitions, and check for schema drift."""
+"""Glue tables for the raw and quarantine zones: register each table and its hour partitions, check schema drift."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +9,17 @@ import pyarrow.parquet as pq
 from dagster import AssetExecutionContext
 
 from smartcity.settings import Settings
-from smartcity_dagster.assets.raw import OWNERS, raw_key
-from smartcity_dagster.partitions import Hour, window_hours
+from smartcity_dagster.assets.raw import LANDED_ZONES, OWNERS
+from smartcity_dagster.partitions import EVENT_PARTITION, Hour, window_hours
 from smartcity_dagster.resources.catalog import GlueCatalog, PartitionEntry, SchemaDriftError
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
-from smartcity_dagster.tables import RAW_TABLES, TableSchema
+from smartcity_dagster.tables import QUARANTINE_TABLES, RAW_TABLES, TableSchema
+
+LANDED_TABLES = {"raw": RAW_TABLES, "quarantine": QUARANTINE_TABLES}  # zone → stream → table the stream lands
+CATALOG_DESCRIPTIONS = {
+    "raw": "columns from the data contract, one partition per event hour.",
+    "quarantine": "rejected records with their reason and payload, one partition per ingest hour.",
+}
 
 SCHEMA_CHECK = "matches_contract"
 CATALOG_POOL = "lake_catalog"  # the DuckDB catalog has one writer at a time: its steps queue, not collide
@@ -55,11 +61,13 @@ def file_schema_problems(table: TableSchema, files: list[str]) -> list[str]:
     return sorted(set(problems))
 
 
-def partition_entries(lake: LakeStorage, location: str, listed: dict[Hour, list[LakeFile]]) -> list[PartitionEntry]:
+def partition_entries(
+    lake: LakeStorage, location: str, listed: dict[Hour, list[LakeFile]], keys: tuple[str, str] = EVENT_PARTITION
+) -> list[PartitionEntry]:
     return [
         PartitionEntry(
             hour=hour,
-            location=f"{location}/{hour.relative_dir}",
+            location=f"{location}/{hour.directory(keys)}",
             files=len(files),
             rows=sum(lake.row_count(file) for file in files),
             bytes=sum(file.size for file in files),
@@ -68,17 +76,18 @@ def partition_entries(lake: LakeStorage, location: str, listed: dict[Hour, list[
     ]
 
 
-def build_raw_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_landed_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     specs = [
         dg.AssetSpec(
-            key=catalog_key("raw", stream),
-            deps=[raw_key(stream)],
-            description=f"Glue table raw.{stream}: columns from the data contract, one partition per event hour.",
+            key=catalog_key(zone, stream),
+            deps=[LANDED_ZONES[zone](stream)],
+            description=f"Glue table {zone}.{stream}: {CATALOG_DESCRIPTIONS[zone]}",
             group_name="catalog",
             kinds={"glue", "duckdb"},
             owners=OWNERS,
             partitions_def=partitions,
         )
+        for zone in LANDED_ZONES
         for stream in settings.topics
     ]
     checks = [
@@ -86,31 +95,31 @@ def build_raw_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -
             SCHEMA_CHECK,
             asset=spec.key,
             blocking=True,
-            description="The raw files' columns and types match the contract; an incompatible change names the column.",
+            description="The files' columns and types match the table's schema; a change names the column.",
         )
         for spec in specs
     ]
 
     @dg.multi_asset(
-        name="raw_catalog",
+        name="landed_catalog",
         specs=specs,
         check_specs=checks,
         can_subset=True,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=CATALOG_POOL,
     )
-    def raw_catalog(
+    def landed_catalog(
         context: AssetExecutionContext, lake: LakeStorage, catalog: GlueCatalog
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         hours = window_hours(context)
         dates = sorted({hour.start.date() for hour in hours})
         for key in sorted(context.selected_asset_keys):
-            stream = key.path[-1]
-            table, location = RAW_TABLES[stream], lake.location("raw", settings.topics[stream])
+            zone, stream = key.path[1:]
+            table, location = LANDED_TABLES[zone][stream], lake.location(zone, settings.topics[stream])
             listed = {
-                h: files for h, files in lake.list_hours("raw", settings.topics[stream], dates).items() if h in hours
+                h: files for h, files in lake.list_hours(zone, settings.topics[stream], dates).items() if h in hours
             }
-            entries = partition_entries(lake, location, listed)
+            entries = partition_entries(lake, location, listed, table.partition_keys)
             problems = file_schema_problems(table, [files[-1].path for files in listed.values()])
             added: list[str] = []
             if not problems:
@@ -121,7 +130,7 @@ def build_raw_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -
             yield dg.MaterializeResult(
                 asset_key=key,
                 metadata={
-                    "table": f"raw.{stream}",
+                    "table": f"{zone}.{stream}",
                     "location": location,
                     "partitions": len(entries),
                     "rows": sum(entry.rows for entry in entries),
@@ -139,4 +148,4 @@ def build_raw_catalog(settings: Settings, partitions: dg.PartitionsDefinition) -
                 metadata={"problems": len(problems)},
             )
 
-    return raw_catalog
+    return landed_catalog

@@ -10,7 +10,7 @@ import json
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,14 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from smartcity.atomic import replace_directory
 from smartcity.duckdb_files import connect
 from smartcity.settings import Settings
-from smartcity_dagster.assets.catalog import CATALOG_POOL, partition_entries
+from smartcity_dagster.assets.catalog import CATALOG_POOL, catalog_key, partition_entries
 from smartcity_dagster.assets.processed import processed_key
 from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import Hour, window_hours
 from smartcity_dagster.resources.catalog import GLUE_TYPES, GlueCatalog
 from smartcity_dagster.resources.lake import LocalLake
-from smartcity_dagster.tables import PROCESSED_TABLES, Column, TableSchema
+from smartcity_dagster.tables import PROCESSED_TABLES, QUARANTINE_TABLES, Column, TableSchema
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 SOURCES_FILE = DBT_PROJECT_DIR / "models" / "sources.yml"
@@ -41,17 +41,22 @@ def gold_key(model: str) -> dg.AssetKey:
     return dg.AssetKey(["gold", model])
 
 
-def render_sources() -> str:
-    """dbt sources for the processed tables, generated from the contracts (committed; a test keeps it in sync)."""
-    tables = [
+def source_tables(tables: Mapping[str, TableSchema], key: Callable[[str], dg.AssetKey]) -> list[dict[str, Any]]:
+    """One dbt source table per stream, mapped to the Dagster asset ``key(stream)`` that produces it."""
+    return [
         {
             "name": table.name,
             "description": table.description,
-            "meta": {"dagster": {"asset_key": list(processed_key(stream).path)}},
+            "meta": {"dagster": {"asset_key": list(key(stream).path)}},
             "columns": [{"name": c.name, "description": c.comment, "data_type": c.type} for c in table.columns],
         }
-        for stream, table in PROCESSED_TABLES.items()
+        for stream, table in tables.items()
     ]
+
+
+def render_sources() -> str:
+    """dbt sources for the processed and quarantine tables, generated from the contracts (committed; a test keeps
+    it in sync)."""
     document = {
         "version": 2,
         "sources": [
@@ -60,8 +65,15 @@ def render_sources() -> str:
                 "description": "Processed tables registered in the catalog (Glue), attached as 'glue'.",
                 "database": "glue",
                 "schema": "processed",
-                "tables": tables,
-            }
+                "tables": source_tables(PROCESSED_TABLES, processed_key),
+            },
+            {
+                "name": "quarantine",
+                "description": "Quarantine tables in the catalog (Glue): rejected records with their reason.",
+                "database": "glue",
+                "schema": "quarantine",
+                "tables": source_tables(QUARANTINE_TABLES, lambda stream: catalog_key("quarantine", stream)),
+            },
         ],
     }
     header = "# Generated from smartcity/contracts.py by smartcity_dagster.assets.gold.render_sources; do not edit.\n"

@@ -23,7 +23,14 @@ from smartcity.errors import PlatformError
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.tables import Column, TableSchema
 
-DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "double": "DOUBLE", "bigint": "BIGINT", "int": "INTEGER"}
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "double": "DOUBLE",
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "binary": "BLOB",
+}
 GLUE_TYPES = {
     "VARCHAR": "string",
     "TIMESTAMP": "timestamp",
@@ -35,6 +42,7 @@ GLUE_TYPES = {
     "INTEGER": "int",
     "DATE": "date",
     "BOOLEAN": "boolean",
+    "BLOB": "binary",
 }
 
 

@@ -1,4 +1,5 @@
-"""The lake as the assets see it: zones of tables, partitioned into ``event_date=…/event_hour=…`` directories.
+"""The lake as the assets see it: zones of tables, partitioned into ``event_date=…/event_hour=…`` directories
+(``ingest_date=…/ingest_hour=…`` in the quarantine).
 
 :class:`LakeStorage` is the interface; :class:`LocalLake` implements it over a local directory (the embedded
 profile). An S3 implementation lists with ``dagster_aws.s3.sensor.get_objects`` under the same interface.
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import dagster as dg
 import pyarrow.parquet as pq
 
-from smartcity_dagster.partitions import Hour
+from smartcity_dagster.partitions import Hour, zone_partition
 
 # part-b<batch>[-n].parquet (a stream batch), compacted-b<batch>.parquet (batches up to <batch>); others → 0.
 _BATCH = re.compile(r"^(?:part|compacted)-b(\d{12})")
@@ -62,12 +63,13 @@ class LocalLake(LakeStorage):
 
     def list_hours(self, zone: str, table: str, dates: list[date]) -> dict[Hour, list[LakeFile]]:
         listed: dict[Hour, list[LakeFile]] = {}
+        date_key, hour_key = zone_partition(zone)
         for day in dates:
-            day_dir = self.path / zone / table / f"event_date={day:%Y-%m-%d}"
-            for hour_dir in sorted(day_dir.glob("event_hour=*")):
+            day_dir = self.path / zone / table / f"{date_key}={day:%Y-%m-%d}"
+            for hour_dir in sorted(day_dir.glob(f"{hour_key}=*")):
                 files = [file for f in sorted(hour_dir.glob("*.parquet")) if (file := _stat(f))]
                 if files:
-                    listed[Hour.of_directory(f"{day:%Y-%m-%d}", hour_dir.name.removeprefix("event_hour="))] = files
+                    listed[Hour.of_directory(f"{day:%Y-%m-%d}", hour_dir.name.removeprefix(f"{hour_key}="))] = files
         return listed
 
     def row_count(self, file: LakeFile) -> int:
