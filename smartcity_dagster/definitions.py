@@ -1,8 +1,9 @@
 """Dagster definitions of the smart-city platform, loaded through ``workspace.yaml``.
 
-The flow, one asset group per step: Kafka topics and raw tables (external, landed by the stream) → catalog
-(Glue tables) → processed tables (PySpark) → gold aggregates (dbt) → warehouse tables. The lake sensor drives
-the first two steps per hour; declarative automation carries each changed hour on to the warehouse.
+The flow, one asset group per step: Kafka topics, raw and quarantine tables (external, landed by the stream) →
+catalog (Glue tables) → processed tables (PySpark) → gold aggregates (dbt) → warehouse tables. The lake sensor
+runs every step for each hour with new data, in one run; declarative automation carries an hour changed any other
+way (by hand, or after a failed run) on to the warehouse.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import dagster as dg
 
 from smartcity.settings import Settings, load_settings
-from smartcity_dagster.assets.catalog import build_landed_catalog, catalog_key
+from smartcity_dagster.assets.catalog import build_landed_catalog
 from smartcity_dagster.assets.gold import build_gold, dbt_project, dbt_resource
-from smartcity_dagster.assets.processed import build_processed, processed_key, spark_resource
-from smartcity_dagster.assets.raw import LANDED_ZONES, kafka_topic_specs, landed_table_specs
+from smartcity_dagster.assets.processed import build_processed, spark_resource
+from smartcity_dagster.assets.raw import kafka_topic_specs, landed_table_specs
 from smartcity_dagster.assets.warehouse import build_warehouse
 from smartcity_dagster.maintenance import build_maintenance
 from smartcity_dagster.partitions import hourly_partitions
@@ -35,6 +36,9 @@ def resources(settings: Settings) -> dict[str, object]:
     }
 
 
+STEPS = ("catalog", "processed", "gold", "warehouse")  # the asset groups Dagster computes, in flow order
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = hourly_partitions(settings)
     catalog = build_landed_catalog(settings, partitions)
@@ -42,17 +46,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     gold = build_gold(settings, partitions)
     warehouse = build_warehouse(settings, partitions, sorted(gold.keys))
     jobs, schedules = build_maintenance(settings)
-    ingest = dg.AssetSelection.assets(
-        *[catalog_key(zone, stream) for zone in LANDED_ZONES for stream in settings.topics],
-        *[processed_key(stream) for stream in settings.topics],
-    )
-    sensor = build_lake_sensor(settings, partitions, ingest)
+    # New data goes catalog → processed → gold → warehouse in one run: no automation tick, no second run launch.
+    sensor = build_lake_sensor(settings, partitions, dg.AssetSelection.groups(*STEPS))
     automation = dg.AutomationConditionSensorDefinition(
         "gold_and_warehouse_automation",
         target=dg.AssetSelection.groups("gold", "warehouse"),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description="Runs each gold and warehouse hour whose upstream hour changed (late data included).",
+        description="Runs each gold and warehouse hour whose upstream hour changed outside the lake sensor's runs "
+        "(a processed hour run by hand, or a gold run that failed).",
     )
     return dg.Definitions(
         assets=[*kafka_topic_specs(settings), *landed_table_specs(settings, partitions), catalog, processed,

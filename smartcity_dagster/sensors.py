@@ -129,10 +129,10 @@ def build_lake_sensor(
         name=SENSOR_NAME,
         description=(
             "Lists the recent date prefixes of the raw and quarantine zones, records newly committed data per hour "
-            "as materializations (files, rows, bytes) and requests the catalog and processing steps for those hours."
+            "as materializations (files, rows, bytes) and runs every step for those hours, catalog to warehouse."
         ),
         target=target,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def raw_lake_sensor(context: dg.SensorEvaluationContext, lake: LakeStorage) -> dg.SensorResult:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
+from smartcity_dagster.definitions import STEPS
 from smartcity_dagster.partitions import hours_of_range
 from smartcity_dagster.resources.lake import LocalLake
-
-EXECUTABLE = ("catalog", "processed", "gold", "warehouse")
 
 
 def run_graph(
     defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str | None = None, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
     """Materialize the hours ``first``..``last`` (partition keys) as one run, as a single-run backfill does."""
-    selection = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in EXECUTABLE]
+    selection = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in STEPS]
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=selection, tags=tags, raise_on_error=raise_on_error

@@ -14,13 +14,13 @@ import pytest
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.settings import Settings
-from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.definitions import STEPS, build_definitions
 from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.tables import RAW_TABLES, Column
 from tests.conftest import isolated_environment, settings_from
-from tests.graph import EXECUTABLE, run_graph
+from tests.graph import run_graph
 
 FAULTS = FaultRates.build(0.02, duplicate=0.03, late=0.01, out_of_order=0.01)
 
@@ -52,7 +52,7 @@ def test_every_asset_materializes_for_the_hour_and_every_check_passes(city: dict
     result = city["result"]
     assert result.success
     materialized = {event.asset_key.path[0] for event in result.get_asset_materialization_events()}
-    assert materialized == set(EXECUTABLE)
+    assert materialized == set(STEPS)
     checks = result.get_asset_check_evaluations()
     assert checks, "no asset check ran"
     failed = [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed]

@@ -11,7 +11,7 @@ import dagster as dg
 from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
-from smartcity_dagster.definitions import build_definitions
+from smartcity_dagster.definitions import STEPS, build_definitions
 
 GROUPS = {"ingestion", "catalog", "processed", "gold", "warehouse"}
 
@@ -73,3 +73,12 @@ def test_sensors_and_schedules_are_on_by_default(settings: Settings) -> None:
         "retention_job": dg.DefaultScheduleStatus.RUNNING,
         "compaction_job": dg.DefaultScheduleStatus.RUNNING,
     }
+
+
+def test_the_lake_sensor_runs_every_step_from_catalog_to_warehouse(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    (target,) = defs.get_sensor_def("raw_lake_sensor").targets
+    targeted = target.resolvable_to_job.selection.resolve(graph)
+    computed = {node.key for node in graph.asset_nodes if node.is_materializable}
+    assert targeted == computed and {key.path[0] for key in targeted} == set(STEPS)
