@@ -1,18 +1,27 @@
 """The Glue ETL step in PySpark: one stream's raw hours → typed, deduplicated, enriched processed hours.
 
-Each hour is written to a staging directory and swapped in with :func:`smartcity.atomic.replace_directory`, so
-a reader of the processed zone sees an hour's old files or its new ones, never a mix. The input is the exact
-list of raw files taken before reading, so the counts reported for reconciliation describe what was read.
+An hour is processed **incrementally**: its processed files are named after the newest stream batch they
+include (``part-b<batch>-NNNNN.parquet``), so a run reads only the raw files of later batches, drops the events
+the hour already holds, and adds one file with an atomic rename. Duplicates of an event share its Kafka key and
+so its partition, so the copy already processed is the one a full rebuild would keep too. An hour is rebuilt
+from all its raw files when asked to, when its files carry no batch (an older layout), or when compaction merged
+processed and unprocessed batches into one raw file; the rebuilt hour is staged and swapped in with
+:func:`smartcity.atomic.replace_directory`. Either way a reader sees an hour's old files or its new ones, never a
+mix, and the input is the exact list of raw files taken before reading, so the counts reported for
+reconciliation describe what was read.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from functools import reduce
 from pathlib import Path
+from typing import NamedTuple
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -21,6 +30,7 @@ from pyspark.sql import functions as F
 from smartcity.atomic import replace_directory
 from smartcity.zones import ZONES
 from smartcity_dagster.partitions import Hour
+from smartcity_dagster.resources.lake import batch_of
 from smartcity_dagster.tables import PROCESSED_TABLES, SPEED_COLUMN
 
 GRID_DEGREES = 0.01
@@ -123,51 +133,122 @@ def read_raw(spark: SparkSession, raw_dir: Path, files: list[Path]) -> DataFrame
     return spark.read.option("basePath", str(raw_dir)).parquet(*[str(file) for file in files])
 
 
-def _history(spark: SparkSession, raw_dir: Path, stream: str, hours: list[Hour]) -> DataFrame | None:
+class HourPlan(NamedTuple):
+    """What one run does to one processed hour."""
+
+    inputs: list[Path]  # raw files to read
+    lookback: list[Path]  # raw files of the hour processed before (the incident lookback reads them)
+    append: bool  # add files to the processed hour, instead of replacing the hour
+    newest: int  # the newest raw batch the hour includes afterwards
+    first_index: int  # number of the first file added (after the hour's existing files)
+
+
+def plan_hour(raw: list[Path], processed: list[Path], rebuild: bool) -> HourPlan:
+    """Append the raw files of batches the processed hour does not include yet, or rebuild the hour.
+
+    The newest included batch is read again (its events already processed are dropped): the previous run may
+    have listed the hour while that batch was being published. The stream writes one file per batch and hour,
+    so a compacted file up to that batch holds nothing new, and one beyond it forces a rebuild.
+    """
+    newest = max(batch_of(file.name) or 0 for file in raw)
+    batches = [batch_of(file.name) for file in processed]
+    if rebuild or not batches or None in batches:
+        return HourPlan(raw, [], False, newest, 0)
+    included = max(batches)
+    new = [
+        file
+        for file in raw
+        if (batch := batch_of(file.name) or 0) > included or (batch == included and file.name.startswith("part-"))
+    ]
+    if any(file.name.startswith("compacted-") for file in new):
+        return HourPlan(raw, [], False, newest, 0)
+    return HourPlan(new, raw, True, max(newest, included), len(processed))
+
+
+def _history(
+    spark: SparkSession, raw_dir: Path, stream: str, hours: list[Hour], processed_before: list[Path]
+) -> DataFrame | None:
+    """Earlier raw events an incident's "reported" event may be among: the lookback hours and, for hours
+    processed incrementally, all their raw files (the events read now skip those processed before)."""
     if stream != "emergency":
         return None
     steps = int(INCIDENT_LOOKBACK / timedelta(hours=1))
     earlier = [Hour(hours[0].start - timedelta(hours=i)) for i in range(steps, 0, -1)]
-    files = [file for listed in hour_files(raw_dir, earlier).values() for file in listed]
+    files = [file for listed in hour_files(raw_dir, earlier).values() for file in listed] + processed_before
     return deduplicate(read_raw(spark, raw_dir, files)) if files else None
 
 
+def _not_yet_processed(spark: SparkSession, frame: DataFrame, target_dir: Path, hours: list[Hour]) -> DataFrame:
+    """``frame`` without the events the processed ``hours`` already hold (an event id always falls in one hour)."""
+    files = [str(file) for hour in hours for file in sorted((target_dir / hour.relative_dir).glob("*.parquet"))]
+    if not files:
+        return frame
+    held = spark.read.parquet(*files).select("event_id").join(frame.select("event_id"), "event_id", "left_semi")
+    return frame.join(held, "event_id", "left_anti")
+
+
 def process_hours(
-    spark: SparkSession, lake_root: Path, topic: str, stream: str, hours: list[Hour], inputs: dict[Hour, list[Path]]
-) -> dict[Hour, int]:
-    """Rebuild the processed hours of one stream from exactly the raw files ``inputs``; returns files per hour.
+    session: Callable[[], SparkSession],
+    lake_root: Path,
+    topic: str,
+    stream: str,
+    hours: list[Hour],
+    inputs: dict[Hour, list[Path]],
+    rebuild: bool = False,
+) -> dict[Hour, str]:
+    """Bring the processed hours of one stream up to the raw files ``inputs``; returns what happened per hour
+    ("appended", "rebuilt", "unchanged" or "removed").
 
     The caller lists the raw files once and checks against the same list: the stream may publish more while
     this runs (the lake sensor then requests the hour again). Hours without raw data lose their processed
     directory, so running the step twice, or after a raw hour was compacted, always yields the same rows.
+    ``session`` is only called (starting Spark) when there is something to read.
     """
     raw_dir = lake_root / "raw" / topic
     target_dir = lake_root / "processed" / stream
+    plans = {
+        hour: plan_hour(files, sorted((target_dir / hour.relative_dir).glob("*.parquet")), rebuild)
+        for hour, files in inputs.items()
+    }
     stage = lake_root / "_staging" / f"processed-{stream}-{uuid.uuid4().hex}"
     try:
-        if inputs:
-            frame = read_raw(spark, raw_dir, [file for files in inputs.values() for file in files])
-            history = _history(spark, raw_dir, stream, hours)
+        if reading := [file for plan in plans.values() for file in plan.inputs]:
+            spark = session()
+            frame = read_raw(spark, raw_dir, reading)
+            frame = _not_yet_processed(spark, frame, target_dir, [h for h, plan in plans.items() if plan.append])
+            lookback = [file for plan in plans.values() for file in plan.lookback]
+            history = _history(spark, raw_dir, stream, hours, lookback)
             processed = transform(stream, frame, history).repartition("event_date", "event_hour")
             processed.sortWithinPartitions("event_time", "event_id").write.partitionBy(
                 "event_date", "event_hour"
             ).parquet(str(stage))
-        files = {}
-        for hour in hours:
-            staged = stage / hour.relative_dir
-            written = _tidy(staged)
-            files[hour] = len(written)
-            replace_directory(staged if written else None, target_dir / hour.relative_dir)
-        return files
+        return {hour: _publish(stage / hour.relative_dir, target_dir / hour.relative_dir, plans.get(hour))
+                for hour in hours}  # fmt: skip
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _tidy(staged: Path) -> list[Path]:
-    """Keep only the staged hour's Parquet files (no checksums), named part-NNNNN.parquet; return them."""
+def _publish(staged: Path, target: Path, plan: HourPlan | None) -> str:
+    """Move one staged hour into the processed zone as ``plan`` says; return what happened."""
+    if plan is None:  # no raw data (any more): no processed data either
+        existed = target.exists()
+        replace_directory(None, target)
+        return "removed" if existed else "unchanged"
+    written = _tidy(staged, plan.newest, plan.first_index)
+    if not plan.append:
+        replace_directory(staged if written else None, target)
+        return "rebuilt"
+    for file in written:  # one file per hour and run (repartitioned by hour): a single atomic rename
+        os.replace(file, target / file.name)
+    return "appended" if written else "unchanged"
+
+
+def _tidy(staged: Path, newest: int, first_index: int) -> list[Path]:
+    """Keep only the staged hour's Parquet files (no checksums), named after the newest raw batch they include
+    and numbered from ``first_index`` (so an added file never replaces one the hour holds)."""
     if not staged.exists():
         return []
     for extra in [path for path in staged.iterdir() if path.suffix != ".parquet"]:
         extra.unlink()
     files = sorted(staged.glob("*.parquet"))
-    return [file.rename(staged / f"part-{index:05d}.parquet") for index, file in enumerate(files)]
+    return [file.rename(staged / f"part-b{newest:012d}-{first_index + n:05d}.parquet") for n, file in enumerate(files)]

@@ -8,15 +8,22 @@ from smartcity_dagster.definitions import STEPS
 from smartcity_dagster.partitions import hours_of_range
 from smartcity_dagster.resources.lake import LocalLake
 
+REBUILD = {"ops": {"processed_tables": {"config": {"rebuild": True}}}}  # run config: rebuild processed hours
+
 
 def run_graph(
-    defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str | None = None, raise_on_error: bool = True
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    first: str,
+    last: str | None = None,
+    raise_on_error: bool = True,
+    run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the hours ``first``..``last`` (partition keys) as one run, as a single-run backfill does."""
     selection = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in STEPS]
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=selection, tags=tags, raise_on_error=raise_on_error
+        instance=instance, asset_selection=selection, tags=tags, raise_on_error=raise_on_error, run_config=run_config
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,11 +18,12 @@ from simulator.lake_fixture import write_raw_fixture
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import STEPS, build_definitions
 from smartcity_dagster.partitions import Hour
+from smartcity_dagster.processing import plan_hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.tables import RAW_TABLES, Column
 from tests.conftest import isolated_environment, settings_from
-from tests.graph import run_graph
+from tests.graph import REBUILD, run_graph
 
 FAULTS = FaultRates.build(0.02, duplicate=0.03, late=0.01, out_of_order=0.01)
 
@@ -100,6 +103,57 @@ def test_a_second_materialization_leaves_identical_rows(city: dict) -> None:
     for table in tables:
         after = warehouse(settings, f"SELECT * FROM gold.{table} ORDER BY ALL").round(9)
         pd.testing.assert_frame_equal(before[table], after, check_exact=True)
+
+
+def publish_new_batch(settings: Settings, stream: str, hour: Hour, batch: int) -> tuple[Path, int]:
+    """A later stream batch in ``hour``: copies of existing events under new ids, one of them sent twice; returns
+    the processed hour's directory and the number of new events."""
+    directory = Path(settings.lake) / "raw" / settings.topics[stream] / hour.relative_dir
+    source = pq.read_table(sorted(directory.glob("*.parquet"))[0])
+    rows = source.to_pandas().head(200)
+    rows["event_id"] = [str(uuid.uuid4()) for _ in range(len(rows))]
+    rows["kafka_offset"] += 10_000_000
+    rows = pd.concat([rows, rows.head(1).assign(kafka_offset=rows["kafka_offset"].max() + 1)])
+    pq.write_table(pa.Table.from_pandas(rows, schema=source.schema, preserve_index=False),
+                   directory / f"part-b{batch:012d}.parquet")  # fmt: skip
+    return Path(settings.lake) / "processed" / stream / hour.relative_dir, len(rows) - 1
+
+
+def processed_rows(directory: Path) -> pd.DataFrame:
+    frame = pd.concat([pq.read_table(file).to_pandas() for file in sorted(directory.glob("*.parquet"))])
+    return frame.sort_values("event_id").reset_index(drop=True)
+
+
+def test_a_new_batch_is_appended_and_gives_the_rows_a_full_rebuild_gives(city: dict) -> None:
+    settings, hour = city["settings"], city["hour"]
+    published = {stream: publish_new_batch(settings, stream, hour, batch=77) for stream in ("vehicle", "emergency")}
+    processed = {stream: directory for stream, (directory, _) in published.items()}
+    before = {stream: len(processed_rows(directory)) for stream, directory in processed.items()}
+    assert run_graph(city["defs"], city["instance"], hour.key).success  # the blocking reconciliation passed
+    appended = {stream: processed_rows(directory) for stream, directory in processed.items()}
+    for stream, directory in processed.items():
+        names = sorted(file.name for file in directory.glob("*.parquet"))
+        assert names == ["part-b000000000000-00000.parquet", "part-b000000000077-00001.parquet"]  # one file added
+        assert len(appended[stream]) == before[stream] + published[stream][1], "new events once, the resent dropped"
+    assert run_graph(city["defs"], city["instance"], hour.key, run_config=REBUILD).success
+    for stream, directory in processed.items():
+        assert [file.name for file in directory.glob("*.parquet")] == ["part-b000000000077-00000.parquet"]
+        # every column equal, incident durations included (the appended ones found their reports in earlier batches)
+        pd.testing.assert_frame_equal(processed_rows(directory), appended[stream], check_exact=True)
+
+
+def test_an_hour_is_appended_to_only_when_its_files_say_which_batches_it_holds() -> None:
+    raw = [Path(name) for name in ("compacted-b000000000004.parquet", "part-b000000000005.parquet",
+                                   "part-b000000000006.parquet")]  # fmt: skip
+    processed = [Path("part-b000000000005-00000.parquet")]
+    plan = plan_hour(raw, processed, rebuild=False)
+    assert plan.append and plan.inputs == raw[1:], "batch 5 is read again in case it was listed half-published"
+    assert (plan.newest, plan.first_index, plan.lookback) == (6, 1, raw)
+    assert not plan_hour(raw, processed, rebuild=True).append
+    assert not plan_hour(raw, [Path("part-00000.parquet")], rebuild=False).append, "files without a batch"
+    compacted = [Path("compacted-b000000000006.parquet")]
+    assert plan_hour(compacted, processed, rebuild=False).inputs == compacted, "batch 6 is not processed yet"
+    assert not plan_hour(compacted, processed, rebuild=False).append
 
 
 def test_the_catalog_answers_queries_by_table_name(city: dict) -> None:

@@ -1,4 +1,4 @@
-"""Processed tables (the Glue ETL step): PySpark, one hour window at a time, swapped in atomically per hour.
+"""Processed tables (the Glue ETL step): PySpark per hour window, adding new stream batches (or rebuilding).
 
 Checks run in DuckDB over the published files: every distinct raw event is processed exactly once
 (reconciliation), ``event_id`` is unique, and every value is within its contract. All are blocking, so a
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 from dagster import AssetExecutionContext
 from dagster_pyspark import LazyPySparkResource
 
@@ -59,6 +60,12 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]  # fmt: skip
 
 
+class ProcessingConfig(dg.Config):
+    rebuild: bool = pydantic.Field(
+        False, description="Rebuild each hour from all its raw files instead of adding only the new stream batches."
+    )
+
+
 def _paths(listed: dict[Hour, list[LakeFile]]) -> list[str]:
     return [file.path for files in listed.values() for file in files]
 
@@ -86,7 +93,11 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
         pool=CATALOG_POOL,
     )
     def processed_tables(
-        context: AssetExecutionContext, pyspark: LazyPySparkResource, lake: LocalLake, catalog: GlueCatalog
+        context: AssetExecutionContext,
+        config: ProcessingConfig,
+        pyspark: LazyPySparkResource,
+        lake: LocalLake,
+        catalog: GlueCatalog,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         hours = window_hours(context)
         dates = sorted({hour.start.date() for hour in hours})
@@ -94,13 +105,13 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
             stream, topic = key.path[-1], settings.topics[key.path[-1]]
             raw_listed = {h: f for h, f in lake.list_hours("raw", topic, dates).items() if h in hours}
             inputs = {hour: [Path(file.path) for file in files] for hour, files in raw_listed.items()}
-            files_written = (
-                process_hours(pyspark.spark_session, Path(lake.root), topic, stream, hours, inputs) if inputs else {}
+            outcome = process_hours(
+                lambda: pyspark.spark_session, Path(lake.root), topic, stream, hours, inputs, config.rebuild
             )
             location = lake.location("processed", stream)
             listed = {h: f for h, f in lake.list_hours("processed", stream, dates).items() if h in hours}
             catalog.register_table(PROCESSED_TABLES[stream], location, partition_entries(lake, location, listed), hours)
-            yield from _results(context, key, stream, raw_listed, listed, files_written)
+            yield from _results(context, key, stream, raw_listed, listed, outcome)
 
     return processed_tables
 
@@ -111,7 +122,7 @@ def _results(
     stream: str,
     raw_listed: dict[Hour, list[LakeFile]],
     listed: dict[Hour, list[LakeFile]],
-    files_written: dict[Hour, int],
+    outcome: dict[Hour, str],
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     per_hour = {hour: reconcile(_paths({hour: raw_listed.get(hour, [])}), _paths({hour: listed.get(hour, [])}))
                 for hour in sorted(raw_listed.keys() | listed.keys())}  # fmt: skip
@@ -129,7 +140,11 @@ def _results(
             "raw_rows": sum(r.raw_rows for r in per_hour.values()),
             "rows": sum(r.processed_rows for r in per_hour.values()),
             "duplicates_removed": sum(r.duplicates_removed for r in per_hour.values()),
-            "files": sum(files_written.values()),
+            "files": sum(len(files) for files in listed.values()),
+            **{
+                f"hours_{what}": sum(1 for done in outcome.values() if done == what)
+                for what in ("appended", "rebuilt", "removed")
+            },
         },
     )
     yield dg.AssetCheckResult(

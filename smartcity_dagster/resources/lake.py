@@ -22,6 +22,12 @@ from smartcity_dagster.partitions import Hour, zone_partition
 _BATCH = re.compile(r"^(?:part|compacted)-b(\d{12})")
 
 
+def batch_of(name: str) -> int | None:
+    """The stream batch a file name carries (``part-b<batch>…`` or ``compacted-b<batch>…``), or None."""
+    match = _BATCH.match(name)
+    return int(match.group(1)) if match else None
+
+
 class LakeFile(NamedTuple):
     path: str
     size: int
@@ -29,8 +35,7 @@ class LakeFile(NamedTuple):
     @property
     def batch(self) -> int:
         """The stream batch that published the file (0 when the name carries none)."""
-        match = _BATCH.match(Path(self.path).name)
-        return int(match.group(1)) if match else 0
+        return batch_of(Path(self.path).name) or 0
 
 
 class LakeStorage(dg.ConfigurableResource, ABC):
