@@ -5,7 +5,8 @@ include (``part-b<batch>-NNNNN.parquet``), so a run reads only the raw files of 
 the hour already holds, and adds one file with an atomic rename. Duplicates of an event share its Kafka key and
 so its partition, so the copy already processed is the one a full rebuild would keep too. An hour is rebuilt
 from all its raw files when asked to, when its files carry no batch (an older layout), or when compaction merged
-processed and unprocessed batches into one raw file; the rebuilt hour is staged and swapped in with
+processed and unprocessed batches into one raw file, and always for the emergency stream, whose incident
+durations depend on events that may arrive later; the rebuilt hour is staged and swapped in with
 :func:`smartcity.atomic.replace_directory`. Either way a reader sees an hour's old files or its new ones, never a
 mix, and the input is the exact list of raw files taken before reading, so the counts reported for
 reconciliation describe what was read.
@@ -38,6 +39,7 @@ GRID_DEGREES = 0.01
 SPEED_BANDS = ((5.0, "stopped"), (30.0, "slow"), (60.0, "moderate"), (100.0, "fast"))
 # How far back the emergency table looks for the "reported" event of an incident resolved in the window.
 INCIDENT_LOOKBACK = timedelta(hours=24)
+ALWAYS_REBUILT = {"emergency"}  # streams whose processed rows depend on other events of the hour
 
 
 def hour_files(zone_dir: Path, hours: list[Hour]) -> dict[Hour, list[Path]]:
@@ -206,6 +208,9 @@ def process_hours(
     """
     raw_dir = lake_root / "raw" / topic
     target_dir = lake_root / "processed" / stream
+    # An incident's duration depends on its "reported" event, which may arrive in a later batch than the events
+    # already processed: emergency hours (a few events a second) are always rebuilt, so no duration goes stale.
+    rebuild = rebuild or stream in ALWAYS_REBUILT
     plans = {
         hour: plan_hour(files, sorted((target_dir / hour.relative_dir).glob("*.parquet")), rebuild)
         for hour, files in inputs.items()

@@ -8,6 +8,7 @@ that was already processed shows up as a new batch in that hour and requests it 
 one run, and an hour that already has a run waiting in the queue gets no second one (that run will read the new
 files)."""
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,9 +108,11 @@ def hours_with_a_queued_run(instance: dg.DagsterInstance) -> set[Hour]:
 def range_request(first: Hour, last: Hour, updates: list[HourUpdate]) -> dg.RunRequest:
     """One run for consecutive hours: the steps take partition ranges in a single run (``BackfillPolicy``), so a
     catch-up after downtime starts one Spark job, not one per hour."""
-    newest = max(u.newest_batch for u in updates if first.start <= u.hour.start <= last.start)
+    covered = sorted(f"{u.zone}/{u.stream}/{u.hour.key}@{u.newest_batch}" for u in updates
+                     if first.start <= u.hour.start <= last.start)  # fmt: skip
+    digest = hashlib.sha1("|".join(covered).encode()).hexdigest()[:12]  # raw and quarantine of one batch differ
     return dg.RunRequest(
-        run_key=f"{first.key}..{last.key}@{newest}",
+        run_key=f"{first.key}..{last.key}#{digest}",
         tags={ASSET_PARTITION_RANGE_START_TAG: first.key, ASSET_PARTITION_RANGE_END_TAG: last.key},
     )
 

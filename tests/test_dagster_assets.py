@@ -133,7 +133,13 @@ def test_a_new_batch_is_appended_and_gives_the_rows_a_full_rebuild_gives(city: d
     appended = {stream: processed_rows(directory) for stream, directory in processed.items()}
     for stream, directory in processed.items():
         names = sorted(file.name for file in directory.glob("*.parquet"))
-        assert names == ["part-b000000000000-00000.parquet", "part-b000000000077-00001.parquet"]  # one file added
+        assert (
+            names
+            == {
+                "vehicle": ["part-b000000000000-00000.parquet", "part-b000000000077-00001.parquet"],  # one file added
+                "emergency": ["part-b000000000077-00000.parquet"],  # rebuilt: incident durations depend on other events
+            }[stream]
+        )
         assert len(appended[stream]) == before[stream] + published[stream][1], "new events once, the resent dropped"
     assert run_graph(city["defs"], city["instance"], hour.key, run_config=REBUILD).success
     for stream, directory in processed.items():

@@ -20,6 +20,7 @@ from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.partitions import Hour, contiguous_ranges
 from smartcity_dagster.resources.lake import LocalLake
+from smartcity_dagster.sensors import HourUpdate, range_request
 from smartcity_dagster.watchdog import fail_runs_with_dead_workers
 from tests.conftest import isolated_environment, settings_from
 
@@ -146,6 +147,15 @@ def test_quarantined_records_request_their_ingest_hour_and_record_quarantine_mat
         assert not tick(lake, instance, result.cursor).run_requests, "the cursor remembers the quarantine batch"
     finally:
         shutil.rmtree(directory)
+
+
+def test_raw_and_quarantine_data_of_one_batch_get_different_run_keys() -> None:
+    """Dagster drops a request whose run key it has seen: the quarantine's files of a batch, listed a tick after
+    the raw ones, must still get their run."""
+    hour = Hour.of_key("2026-03-01-22:00")
+    raw, quarantine = (HourUpdate(zone, "gps", hour, 7, 1, 10, 100, 1, 100) for zone in ("raw", "quarantine"))
+    keys = {range_request(hour, hour, updates).run_key for updates in ([raw], [quarantine], [raw, quarantine])}
+    assert len(keys) == 3
 
 
 def test_automation_carries_a_processed_hour_to_gold_even_when_it_is_not_the_newest(
