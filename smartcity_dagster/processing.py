@@ -180,12 +180,15 @@ def _history(
     return deduplicate(read_raw(spark, raw_dir, files)) if files else None
 
 
-def _not_yet_processed(spark: SparkSession, frame: DataFrame, target_dir: Path, hours: list[Hour]) -> DataFrame:
-    """``frame`` without the events the processed ``hours`` already hold (an event id always falls in one hour)."""
-    files = [str(file) for hour in hours for file in sorted((target_dir / hour.relative_dir).glob("*.parquet"))]
-    if not files:
+def _not_yet_processed(spark: SparkSession, frame: DataFrame, processed: list[Path]) -> DataFrame:
+    """``frame`` without the events the ``processed`` files already hold."""
+    if not processed:
         return frame
-    held = spark.read.parquet(*files).select("event_id").join(frame.select("event_id"), "event_id", "left_semi")
+    held = (
+        spark.read.parquet(*map(str, processed))
+        .select("event_id")
+        .join(frame.select("event_id"), "event_id", "left_semi")
+    )
     return frame.join(held, "event_id", "left_anti")
 
 
@@ -211,16 +214,16 @@ def process_hours(
     # An incident's duration depends on its "reported" event, which may arrive in a later batch than the events
     # already processed: emergency hours (a few events a second) are always rebuilt, so no duration goes stale.
     rebuild = rebuild or stream in ALWAYS_REBUILT
-    plans = {
-        hour: plan_hour(files, sorted((target_dir / hour.relative_dir).glob("*.parquet")), rebuild)
-        for hour, files in inputs.items()
-    }
+    held = hour_files(target_dir, list(inputs))
+    plans = {hour: plan_hour(files, held.get(hour, []), rebuild) for hour, files in inputs.items()}
     stage = lake_root / "_staging" / f"processed-{stream}-{uuid.uuid4().hex}"
     try:
         if reading := [file for plan in plans.values() for file in plan.inputs]:
             spark = session()
             frame = read_raw(spark, raw_dir, reading)
-            frame = _not_yet_processed(spark, frame, target_dir, [h for h, plan in plans.items() if plan.append])
+            # an event id always falls in one hour: only the appended hours' files can hold it already
+            appended = [file for hour, plan in plans.items() if plan.append for file in held[hour]]
+            frame = _not_yet_processed(spark, frame, appended)
             lookback = [file for plan in plans.values() for file in plan.lookback]
             history = _history(spark, raw_dir, stream, hours, lookback)
             processed = transform(stream, frame, history).repartition("event_date", "event_hour")

@@ -19,7 +19,6 @@ CONTRACT_TYPES = {
     "double": "double",
     "integer": "bigint",
 }
-PARTITION_KEYS = EVENT_PARTITION
 
 
 class Column(NamedTuple):
@@ -34,7 +33,7 @@ class TableSchema(NamedTuple):
     name: str
     description: str
     columns: tuple[Column, ...]
-    partition_keys: tuple[str, str] = PARTITION_KEYS
+    partition_keys: tuple[str, str] = EVENT_PARTITION
 
     @property
     def column_types(self) -> dict[str, str]:
