@@ -29,6 +29,10 @@ KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 SPARK_VERSION = pyspark.__version__
 PYSPARK_JARS = Path(pyspark.__file__).parent / "jars"
+# hadoop-aws must match the Hadoop client that pyspark ships (hadoop-client-api-<version>.jar).
+HADOOP_VERSION = next(
+    (jar.stem.removeprefix("hadoop-client-api-") for jar in PYSPARK_JARS.glob("hadoop-client-api-*.jar")), "3.5.0"
+)
 _STAMP = ".resolved"
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-\d[\w.]*(?:-[A-Za-z]\w*)?\.jar$")
 
@@ -66,6 +70,8 @@ SPARK_KAFKA = Bundle(
     (f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}",),
     exclude_pyspark_jars=True,
 )
+# S3A for a lake on S3; with its AWS SDK bundle (about 700 MB), so resolved only when the lake is on S3.
+SPARK_S3 = Bundle("spark-s3", (f"org.apache.hadoop:hadoop-aws:{HADOOP_VERSION}",), exclude_pyspark_jars=True)
 BUNDLES = (KAFKA_BROKER, SPARK_KAFKA)
 
 
@@ -147,6 +153,11 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
     return target
 
 
+def spark_bundles(settings: Settings) -> tuple[Bundle, ...]:
+    """What the Spark jobs need: the Kafka connector, and S3A when the lake is on S3."""
+    return (SPARK_KAFKA, SPARK_S3) if settings.lake_on_s3 else (SPARK_KAFKA,)
+
+
 def resolve_all(settings: Settings) -> None:
-    for bundle in BUNDLES:
+    for bundle in dict.fromkeys((*BUNDLES, *spark_bundles(settings))):
         resolve(settings, bundle)

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     checkpoint_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
         None, description="Spark checkpoint root: a local path or s3://…; defaults to <var_dir>/checkpoints"
     )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 API endpoint for an S3-compatible server (http://host:port); defaults to AWS's own"
+    )
+    aws_region: str = Field("us-east-1", description="AWS region of the lake's bucket")
+    s3_kms_key_id: str | None = Field(
+        None, description="KMS key for SSE-KMS on every object written to S3; without it, SSE-S3 (AES256)"
+    )
     warehouse_url: Annotated[str, AfterValidator(_warehouse_url)] | None = Field(
         None,
         description="duckdb:///relative.duckdb or duckdb:////absolute.duckdb, postgresql://… or redshift://…; "
@@ -155,12 +162,42 @@ class Settings(BaseSettings):
         return self.lake_uri or str(self.var_dir / "lake")
 
     @property
+    def lake_on_s3(self) -> bool:
+        return urlparse(self.lake).scheme in ("s3", "s3a")
+
+    @property
     def checkpoints(self) -> str:
         return self.checkpoint_uri or str(self.var_dir / "checkpoints")
 
     @property
     def warehouse(self) -> str:
         return self.warehouse_url or f"duckdb:///{self.var_dir / 'warehouse.duckdb'}"
+
+    @property
+    def s3_client_options(self) -> dict[str, str]:
+        """boto3 client arguments; credentials come from the standard AWS chain (environment, profile, role)."""
+        options = {"region_name": self.aws_region}
+        if self.s3_endpoint_url:
+            options["endpoint_url"] = self.s3_endpoint_url
+        return options
+
+    @property
+    def spark_s3_options(self) -> dict[str, str]:
+        """Hadoop S3A settings for Spark: the same endpoint, region and server-side encryption as boto3."""
+        options = {
+            "fs.s3a.endpoint.region": self.aws_region,
+            "fs.s3a.encryption.algorithm": "SSE-KMS" if self.s3_kms_key_id else "AES256",
+        }
+        if self.s3_kms_key_id:
+            options["fs.s3a.encryption.key"] = self.s3_kms_key_id
+        if self.s3_endpoint_url:
+            endpoint = urlparse(self.s3_endpoint_url)
+            options |= {
+                "fs.s3a.endpoint": self.s3_endpoint_url,
+                "fs.s3a.path.style.access": "true",
+                "fs.s3a.connection.ssl.enabled": str(endpoint.scheme == "https").lower(),
+            }
+        return options
 
     @cached_property
     def paths(self) -> RuntimePaths:

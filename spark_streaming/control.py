@@ -125,10 +125,11 @@ def compact(settings: Settings, min_files: int = 2) -> list[Path]:
     from spark_streaming.job import StreamPaths
 
     paths = StreamPaths.of(settings)
+    root = paths.lake.local_root()
     compacted = []
     hour_dirs = [
-        *sorted(paths.lake.raw.glob("*/event_date=*/event_hour=*")),
-        *sorted(paths.lake.quarantine.glob("*/ingest_date=*/ingest_hour=*")),
+        *sorted((root / paths.lake.raw).glob("*/event_date=*/event_hour=*")),
+        *sorted((root / paths.lake.quarantine).glob("*/ingest_date=*/ingest_hour=*")),
     ]
     for hour_dir in hour_dirs:
         if len(list(hour_dir.glob("*.parquet"))) >= min_files and (result := compact_hour(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -28,10 +27,11 @@ from pyspark.sql.streaming import StreamingQuery
 from smartcity.atomic import write_json_atomically
 from smartcity.contracts import CONTRACTS, Contract
 from smartcity.errors import BrokerError, PlatformError
-from smartcity.jars import SPARK_KAFKA, classpath
+from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
 from smartcity.settings import Settings
-from spark_streaming.lake import Lake, local_root, quarantine_reasons, row_counts
+from spark_streaming.lake import Lake, quarantine_reasons, row_counts
+from spark_streaming.storage import local_root, storage_for
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,18 @@ class StreamPaths:
     @classmethod
     def of(cls, settings: Settings) -> StreamPaths:
         return cls(
-            lake=Lake(local_root(settings.lake)),
+            lake=Lake(storage_for(settings.lake, settings)),
             checkpoint=local_root(settings.checkpoints) / QUERY_NAME,
             heartbeat=settings.paths.stream / "heartbeat.json",
         )
 
 
 def spark_session(settings: Settings, app_name: str) -> SparkSession:
-    """A session with the pre-resolved Kafka connector jars; under spark-submit its master wins."""
+    """A session with the pre-resolved Kafka connector (and S3A) jars; under spark-submit its master wins."""
+    jars = [str(jar) for bundle in spark_bundles(settings) for jar in classpath(settings, bundle)]
     builder = (
         SparkSession.builder.appName(app_name)
-        .config("spark.jars", ",".join(str(jar) for jar in classpath(settings, SPARK_KAFKA)))
+        .config("spark.jars", ",".join(jars))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.memory", settings.spark_driver_memory)
@@ -73,6 +74,9 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.sql.adaptive.enabled", "false")
     )
+    if settings.lake_on_s3:
+        for key, value in settings.spark_s3_options.items():
+            builder = builder.config(f"spark.hadoop.{key}", value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         builder = builder.master(settings.spark_master)
     spark = builder.getOrCreate()
@@ -86,7 +90,7 @@ def fingerprint(settings: Settings) -> dict[str, object]:
         "query": QUERY_NAME,
         "topics": sorted(settings.topics.values()),
         "bootstrap_servers": settings.bootstrap_servers,
-        "lake": str(local_root(settings.lake)),
+        "lake": settings.lake if settings.lake_on_s3 else str(local_root(settings.lake)),
     }
 
 
@@ -135,7 +139,7 @@ class BatchWriter:
         lake.forget_intents(before=batch_id)  # batches before this one are in Spark's commit log
         lake.undo_publish(batch_id)  # a replay: take back what an interrupted attempt published
         stage = lake.stage(batch_id)
-        shutil.rmtree(stage, ignore_errors=True)
+        lake.storage.delete_prefix(stage)
         batch.persist()
         try:
             batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
@@ -144,13 +148,15 @@ class BatchWriter:
         finally:
             batch.unpersist()
         moves = [
-            *[move for topic in self.topics for move in lake.plan(stage / "raw" / topic, lake.raw / topic, batch_id)],
-            *[move for t in self.topics for move in lake.plan(stage / "quarantine" / t, lake.quarantine / t, batch_id)],
+            move
+            for zone in (lake.raw, lake.quarantine)
+            for topic in self.topics
+            for move in lake.plan(f"{stage}/{zone}/{topic}", f"{zone}/{topic}", batch_id)
         ]
         lake.publish(batch_id, moves)
         manifest = self._manifest(batch_id, [target for _, target in moves])
         lake.write_manifest(batch_id, manifest)
-        shutil.rmtree(stage, ignore_errors=True)
+        lake.storage.delete_prefix(stage)
         log.info(
             "batch %d: %d raw rows, %d quarantined, published in %.1fs",
             batch_id, sum(manifest["raw_rows"].values()), sum(manifest["quarantine_rows"].values()),
@@ -158,36 +164,37 @@ class BatchWriter:
         )  # fmt: skip
         write_heartbeat(self.paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": batch_id})
 
-    def _stage_topic(self, batch: DataFrame, stage: Path, topic: str, contract: Contract) -> None:
+    def _stage_topic(self, batch: DataFrame, stage: str, topic: str, contract: Contract) -> None:
         """Validate one topic's records and write its raw and quarantine files to the staging prefix.
 
         Each output is coalesced to one task: the five topics run concurrently, and an hour gets one file
         per batch instead of one per Kafka partition.
         """
+        storage = self.paths.lake.storage
         checked = fast_pass(batch.where(F.col("topic") == topic), contract).persist()
         diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
         try:
             valid = clean_rows(checked, contract).unionByName(diagnosed.where(F.col("reason").isNull()))
             valid_rows(valid, contract).coalesce(1).write.mode("overwrite").partitionBy(
                 "event_date", "event_hour"
-            ).parquet(str(stage / "raw" / topic))
+            ).parquet(storage.spark_uri(f"{stage}/raw/{topic}"))
             quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy(
                 "ingest_date", "ingest_hour"
-            ).parquet(str(stage / "quarantine" / topic))
+            ).parquet(storage.spark_uri(f"{stage}/quarantine/{topic}"))
         finally:
             diagnosed.unpersist()
             checked.unpersist()
         log.debug("%s staged", topic)
 
-    def _manifest(self, batch_id: int, published: list[Path]) -> dict:
+    def _manifest(self, batch_id: int, published: list[str]) -> dict:
         lake = self.paths.lake
-        raw = [file for file in published if file.is_relative_to(lake.raw)]
-        quarantine = [file for file in published if file.is_relative_to(lake.quarantine)]
+        raw = [file for file in published if file.startswith(f"{lake.raw}/")]
+        quarantine = [file for file in published if file.startswith(f"{lake.quarantine}/")]
         return {
             "batch_id": batch_id,
             "published_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "raw_rows": {str(d): n for d, n in row_counts(raw, lake.raw).items()},
-            "quarantine_rows": quarantine_reasons(quarantine, lake.quarantine),
+            "raw_rows": row_counts(lake.storage, raw, lake.raw),
+            "quarantine_rows": quarantine_reasons(lake.storage, quarantine, lake.quarantine),
         }
 
 

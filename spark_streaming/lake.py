@@ -2,46 +2,37 @@
 
 Spark's file sink is exactly-once only for readers of its ``_spark_metadata`` log; a DuckDB glob or a
 Glue/Athena table over a prefix would see partial files and files of batches that were retried. So each
-micro-batch is written by Spark to a private staging prefix, then *published*: every staged file is renamed
-(atomic on a local file system) to a name derived from the batch id alone, ``part-b<batch>.parquet``, one per
-partition directory. A batch replayed after a crash has the same Kafka offsets (Spark's offset log), so it
-rewrites the same names with the same records: a replay replaces, it never adds. See docs/streaming.md.
+micro-batch is written by Spark to a private staging prefix, then *published*: every staged file is moved
+(a rename on a local file system, a server-side copy on S3: either way the file appears whole in one step) to
+a name derived from the batch id alone, ``part-b<batch>.parquet``, one per partition directory.
+A batch replayed after a crash has the same Kafka offsets (Spark's offset log), so it rewrites the same names
+with the same records: a replay replaces, it never adds. See docs/streaming.md.
 
 Compaction rewrites an hour's files of *committed* batches into one file and swaps the directory with an
-atomic exchange (``renameat2(RENAME_EXCHANGE)``), so a reader sees the old hour or the new one, never both.
+atomic exchange (``renameat2(RENAME_EXCHANGE)``), so a reader sees the old hour or the new one, never both;
+S3 has no such swap, so compaction is for a local lake only.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import posixpath
 import re
 import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from smartcity.atomic import exchange, write_json_atomically
+from smartcity.atomic import exchange
 from smartcity.errors import PlatformError
+from spark_streaming.storage import LocalStorage, Storage
 
 _BATCH_FILE = re.compile(r"^part-b(\d{12})(?:-\d+)?\.parquet$")
 _COMPACTED_FILE = re.compile(r"^compacted-b(\d{12})\.parquet$")
-
-
-def local_root(uri: str) -> Path:
-    """The local directory of a lake or checkpoint URI; S3 publishing comes with the aws profile."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(parsed.path if parsed.scheme else uri).resolve()
-    raise PlatformError(
-        f"the streaming commit protocol supports a local lake for now, not {uri!r}; "
-        "S3 publishing (copy to batch-derived keys) is part of the aws profile work"
-    )
 
 
 def batch_file_name(batch_id: int, index: int = 0) -> str:
@@ -50,92 +41,89 @@ def batch_file_name(batch_id: int, index: int = 0) -> str:
 
 @dataclass(frozen=True)
 class Lake:
-    """The lake's zones under one root directory."""
+    """The lake's zones under one root, addressed by keys relative to it (see :mod:`spark_streaming.storage`)."""
 
-    root: Path
+    storage: Storage
+    raw = "raw"
+    quarantine = "quarantine"
+    staging = "_staging"
+    batches = "_stream/batches"
+    """One JSON manifest per published batch: rows per table and partition, quarantine reasons."""
+    intents = "_stream/intents"
+    """Per batch, the files its publication will create: what a replay of that batch takes back first."""
 
-    @property
-    def raw(self) -> Path:
-        return self.root / "raw"
+    def stage(self, batch_id: int) -> str:
+        return f"{self.staging}/batch-{batch_id:012d}"
 
-    @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
-
-    @property
-    def staging(self) -> Path:
-        return self.root / "_staging"
-
-    @property
-    def batches(self) -> Path:
-        """One JSON manifest per published batch: rows per table and partition, quarantine reasons."""
-        return self.root / "_stream" / "batches"
-
-    def stage(self, batch_id: int) -> Path:
-        return self.staging / f"batch-{batch_id:012d}"
-
-    @property
-    def intents(self) -> Path:
-        """Per batch, the files its publication will create: what a replay of that batch takes back first."""
-        return self.root / "_stream" / "intents"
-
-    def plan(self, staged: Path, target: Path, batch_id: int) -> list[tuple[Path, Path]]:
+    def plan(self, staged: str, target: str, batch_id: int) -> list[tuple[str, str]]:
         """(staged file, final file) for every staged Parquet file, named after the batch alone."""
-        moves = []
-        for directory in sorted({file.parent for file in staged.rglob("*.parquet")}):
-            destination = target / directory.relative_to(staged)
-            for index, file in enumerate(sorted(directory.glob("*.parquet"))):
-                moves.append((file, destination / batch_file_name(batch_id, index)))
-        return moves
+        by_directory: dict[str, list[str]] = {}
+        for file in self.storage.list_files(staged, ".parquet"):
+            by_directory.setdefault(posixpath.dirname(posixpath.relpath(file, staged)), []).append(file)
+        return [
+            (file, posixpath.join(target, directory, batch_file_name(batch_id, index)))
+            for directory, files in sorted(by_directory.items())
+            for index, file in enumerate(sorted(files))
+        ]
 
-    def publish(self, batch_id: int, moves: list[tuple[Path, Path]]) -> None:
-        """Record the intent, then rename each staged file into place (each rename is atomic)."""
-        write_json_atomically(self.intents / f"{batch_id:012d}.json", [str(final) for _, final in moves])
+    def publish(self, batch_id: int, moves: list[tuple[str, str]]) -> None:
+        """Record the intent, then move each staged file into place (each one appears complete at once)."""
+        self.storage.write_json(self._intent(batch_id), [final for _, final in moves])
         for staged, final in moves:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
+            self.storage.publish_file(staged, final)
 
-    def undo_publish(self, batch_id: int) -> list[Path]:
-        """Delete what an earlier, uncommitted attempt of ``batch_id`` published; return the deleted files."""
-        intent = self.intents / f"{batch_id:012d}.json"
-        if not intent.exists():
+    def undo_publish(self, batch_id: int) -> list[str]:
+        """Delete what an earlier, uncommitted attempt of ``batch_id`` published; return the deleted keys."""
+        removed = self.storage.read_json(self._intent(batch_id))
+        if removed is None:
             return []
-        removed = [Path(name) for name in json.loads(intent.read_text())]
-        for file in removed:
-            file.unlink(missing_ok=True)
-        intent.unlink()
+        self.storage.delete(removed)
+        self.storage.delete([self._intent(batch_id)])
         return removed
 
     def forget_intents(self, before: int) -> None:
         """Intents of committed batches are no longer needed: a committed batch is never replayed."""
-        for intent in self.intents.glob("*.json") if self.intents.exists() else []:
-            if int(intent.stem) < before:
-                intent.unlink(missing_ok=True)
+        self.storage.delete(key for key in self.storage.list_files(self.intents, ".json") if _json_batch(key) < before)
 
     def write_manifest(self, batch_id: int, manifest: dict) -> None:
-        write_json_atomically(self.batches / f"{batch_id:012d}.json", manifest)
+        self.storage.write_json(f"{self.batches}/{batch_id:012d}.json", manifest)
 
     def manifests(self) -> list[dict]:
-        if not self.batches.exists():
-            return []
-        return [json.loads(path.read_text()) for path in sorted(self.batches.glob("*.json"))]
+        return [self.storage.read_json(key) for key in self.storage.list_files(self.batches, ".json")]
+
+    def local_root(self) -> Path:
+        """The lake's directory, for the operations that need a local file system (compaction)."""
+        if not isinstance(self.storage, LocalStorage):
+            raise PlatformError(
+                f"compaction works on a local lake only, not {self.storage!r}: S3 has no atomic directory swap, "
+                "so compacting there needs versioned partition locations in the Glue catalog (not built yet)"
+            )
+        return self.storage.root
+
+    def _intent(self, batch_id: int) -> str:
+        return f"{self.intents}/{batch_id:012d}.json"
 
 
-def row_counts(files: Iterable[Path], root: Path) -> dict[str, int]:
-    """Rows per partition directory (relative to ``root``), read from the Parquet footers only."""
+def _json_batch(key: str) -> int:
+    return int(posixpath.basename(key).removesuffix(".json"))
+
+
+def row_counts(storage: Storage, files: Iterable[str], zone: str) -> dict[str, int]:
+    """Rows per partition directory (relative to ``zone``), read from the Parquet footers only."""
     counts: dict[str, int] = {}
     for file in files:
-        key = str(file.parent.relative_to(root))
-        counts[key] = counts.get(key, 0) + pq.ParquetFile(file).metadata.num_rows
+        key = posixpath.relpath(posixpath.dirname(file), zone)
+        counts[key] = counts.get(key, 0) + pq.ParquetFile(storage.open_input(file)).metadata.num_rows
     return counts
 
 
-def quarantine_reasons(files: Iterable[Path], root: Path) -> dict[str, int]:
+def quarantine_reasons(storage: Storage, files: Iterable[str], zone: str) -> dict[str, int]:
     """Quarantined rows per ``<topic>/<reason>``, read from the published quarantine files."""
     counts: dict[str, int] = {}
     for file in files:
-        topic = file.relative_to(root).parts[0]
-        for reason in pq.ParquetFile(file).read(columns=["reason"]).column("reason").to_pylist():
+        topic = posixpath.relpath(file, zone).split("/", 1)[0]
+        reasons = pq.ParquetFile(storage.open_input(file)).read(columns=["reason"]).column("reason").to_pylist()
+        for reason in reasons:
             counts[f"{topic}/{reason}"] = counts.get(f"{topic}/{reason}", 0) + 1
     return counts
 
@@ -154,12 +142,13 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     Returns the compacted file, or None when there was nothing to compact.
     """
     committed = last_committed_batch(checkpoint)
+    root = lake.local_root()
     files = sorted(hour_dir.glob("*.parquet"))
     inputs = [f for f in files if _is_committed(f, committed)]
     if len(inputs) < 2:
         return None
     newest = max(_batch_of(f) for f in inputs)
-    staging = lake.staging / f"compact-{os.getpid()}-{time.monotonic_ns()}"
+    staging = root / lake.staging / f"compact-{os.getpid()}-{time.monotonic_ns()}"
     new_dir = staging / hour_dir.name
     new_dir.mkdir(parents=True)
     table = pa.concat_tables([pq.ParquetFile(f).read() for f in inputs], promote_options="default")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,41 @@ def postgres_url() -> Iterator[str]:
     yield f"postgresql://smartcity@127.0.0.1:{port}/postgres"
     subprocess.run([*as_server, bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API server on loopback for the session (moto's server), standing in for AWS S3.
+
+    Buckets get no default encryption, so an object is encrypted only when the code asks for it.
+    """
+    from moto.server import ThreadedMotoServer
+
+    credentials = {"AWS_ACCESS_KEY_ID": "loopback", "AWS_SECRET_ACCESS_KEY": "loopback"}  # any value will do
+    os.environ.update(credentials)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+    for name in credentials:
+        os.environ.pop(name, None)
+
+
+def s3_lake_environment(endpoint: str) -> dict[str, str]:
+    """Settings for a lake under a new bucket on the loopback S3 server."""
+    import boto3
+
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return {
+        f"{ENV_PREFIX}LAKE_URI": f"s3://{bucket}/lake",
+        f"{ENV_PREFIX}S3_ENDPOINT_URL": endpoint,
+        f"{ENV_PREFIX}AWS_REGION": "us-east-1",
+    }  # credentials: the AWS_* variables the s3_endpoint fixture exported
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint: str) -> Settings:
+    """The session's settings with the lake in a fresh bucket on the loopback S3 server."""
+    return settings_from(s3_lake_environment(s3_endpoint))

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.metadata
 import json
+import os
+import signal
 import subprocess
+import time
 import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
+import duckdb
 import pandas as pd
 
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
@@ -41,6 +47,77 @@ def drain(environment: dict[str, str]) -> subprocess.CompletedProcess:
     result = run_cli("stream", "start", "--available-now", env=environment, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def lake_reader(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A DuckDB connection that reads the lake with plain globs, and the lake's root as DuckDB names it: a local
+    directory, or ``s3://bucket/prefix`` through the httpfs extension (the PyPI package duckdb-ext-httpfs)."""
+    connection = duckdb.connect()
+    if not settings.lake_on_s3:
+        return connection, str(Path(settings.lake).resolve())
+    extension = next(f for f in importlib.metadata.files("duckdb-ext-httpfs") if f.name == "httpfs.duckdb_extension")
+    connection.execute(f"LOAD '{extension.locate()}'")
+    endpoint = urlparse(settings.s3_endpoint_url or "")
+    connection.execute(
+        "CREATE SECRET (TYPE s3, KEY_ID $key, SECRET $secret, REGION $region, ENDPOINT $endpoint, "
+        "URL_STYLE 'path', USE_SSL $ssl)",
+        {"key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
+         "region": settings.aws_region, "endpoint": endpoint.netloc, "ssl": endpoint.scheme == "https"},
+    )  # fmt: skip
+    return connection, settings.lake.replace("s3a://", "s3://", 1)
+
+
+def lake_contents(environment: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
+    """(topic, partition, offset, event_id) of raw rows and (topic, partition, offset, reason) of quarantined ones,
+    read the way any file-listing reader would: a plain glob over the zones."""
+    connection, root = lake_reader(settings_from(environment))
+    raw = connection.sql(
+        "select kafka_topic, kafka_partition, kafka_offset, event_id "
+        f"from read_parquet('{root}/raw/*/*/*/*.parquet', union_by_name = true)"
+    ).fetchall()
+    try:
+        quarantine = connection.sql(
+            "select kafka_topic, kafka_partition, kafka_offset, reason "
+            f"from read_parquet('{root}/quarantine/*/*/*/*.parquet')"
+        ).fetchall()
+    except duckdb.IOException as exc:
+        if "No files found" not in str(exc):
+            raise
+        quarantine = []
+    return raw, quarantine
+
+
+def assert_exactly_once(environment: dict[str, str], rows: list[dict[str, str]]) -> tuple[list[tuple], list[tuple]]:
+    """Every acknowledged record is in the lake exactly once by (topic, partition, offset): valid ones in raw."""
+    raw, quarantine = lake_contents(environment)
+    positions = [row[:3] for row in raw] + [row[:3] for row in quarantine]
+    assert len(positions) == len(set(positions)), "a Kafka record landed twice"
+    expected = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows}
+    assert set(positions) == expected, (
+        f"missing {len(expected - set(positions))}, extra {len(set(positions) - expected)}"
+    )
+    valid = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows if r["valid"] == "true"}
+    assert {row[:3] for row in raw} == valid
+    return raw, quarantine
+
+
+def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float = 300) -> None:
+    """Wait until the background stream has published batch ``minimum`` or a later one."""
+    heartbeat = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "heartbeat.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = json.loads(heartbeat.read_text()).get("last_batch") if heartbeat.exists() else None
+        if last is not None and last >= minimum:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no batch {minimum} within {timeout}s")
+
+
+def stop_stream(environment: dict[str, str]) -> None:
+    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def ledger_rows(*ledgers: Path) -> list[dict[str, str]]:

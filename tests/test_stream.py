@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -21,41 +20,20 @@ from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
 from tests.conftest import SMARTCITY, run_cli, settings_from
 from tests.graph import run_graph, sensor_hours
-from tests.pipeline import FAULTS, MALFORMED, drain, ledger_rows, simulate, stream_environment
+from tests.pipeline import (
+    FAULTS,
+    MALFORMED,
+    assert_exactly_once,
+    drain,
+    lake_contents,
+    ledger_rows,
+    simulate,
+    stop_stream,
+    stream_environment,
+    wait_for_batches,
+)
 
 pytestmark = pytest.mark.broker
-
-
-def lake_contents(environment: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
-    """(topic, partition, offset, event_id) of raw rows and (topic, partition, offset, reason) of quarantined ones,
-    read the way any file-listing reader would: a plain glob over the zones."""
-    lake = Path(settings_from(environment).lake)
-    raw = duckdb.sql(
-        "select kafka_topic, kafka_partition, kafka_offset, event_id "
-        f"from read_parquet('{lake}/raw/*/*/*/*.parquet', union_by_name = true)"
-    ).fetchall()
-    quarantine_glob = lake / "quarantine" / "*" / "*" / "*" / "*.parquet"
-    quarantine = (
-        duckdb.sql(
-            f"select kafka_topic, kafka_partition, kafka_offset, reason from read_parquet('{quarantine_glob}')"
-        ).fetchall()
-        if list(lake.glob("quarantine/*/*/*/*.parquet"))
-        else []
-    )
-    return raw, quarantine
-
-
-def assert_exactly_once(environment: dict[str, str], rows: list[dict[str, str]]) -> tuple[list[tuple], list[tuple]]:
-    raw, quarantine = lake_contents(environment)
-    positions = [row[:3] for row in raw] + [row[:3] for row in quarantine]
-    assert len(positions) == len(set(positions)), "a Kafka record landed twice"
-    expected = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows}
-    assert set(positions) == expected, (
-        f"missing {len(expected - set(positions))}, extra {len(set(positions) - expected)}"
-    )
-    valid = {(r["topic"], int(r["partition"]), int(r["offset"])) for r in rows if r["valid"] == "true"}
-    assert {row[:3] for row in raw} == valid
-    return raw, quarantine
 
 
 @pytest.fixture(scope="module")
@@ -137,25 +115,6 @@ def test_unreachable_broker_gives_up_with_a_clear_error(private_environment: dic
     result = run_cli("stream", "start", "--available-now", env=private_environment)
     assert result.returncode == 1
     assert "cannot reach Kafka" in result.stderr and "gave up after 3 attempts" in result.stderr
-
-
-def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float = 300) -> None:
-    """Wait until the background stream has published batch ``minimum`` or a later one."""
-    heartbeat = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "heartbeat.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = json.loads(heartbeat.read_text()).get("last_batch") if heartbeat.exists() else None
-        if last is not None and last >= minimum:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no batch {minimum} within {timeout}s")
-
-
-def stop_stream(environment: dict[str, str]) -> None:
-    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def test_clean_stop_then_restart_resumes_where_it_stopped(
