@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from smartcity.errors import ConfigError
 from smartcity.settings import Settings, load_settings
 from smartcity_dagster.assets.catalog import build_landed_catalog
 from smartcity_dagster.assets.gold import build_gold, dbt_project, dbt_resource
@@ -27,6 +28,11 @@ from smartcity_dagster.watchdog import run_worker_watchdog
 
 def resources(settings: Settings) -> dict[str, object]:
     """The local profile's resources; the aws profile swaps these for S3, Glue, Athena and Redshift ones."""
+    if settings.lake_on_s3:
+        raise ConfigError(
+            f"SMARTCITY_LAKE_URI={settings.lake} is on S3: the stream lands an S3 lake, but the assets' S3 lake, "
+            "Glue, Athena and Redshift resources (the aws profile) are not built yet. Use a local lake path."
+        )
     return {
         "lake": LocalLake(root=settings.lake),
         "catalog": DuckDbCatalog(path=str(settings.paths.catalog)),

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
+from smartcity.errors import ConfigError
 from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
@@ -82,3 +84,9 @@ def test_the_lake_sensor_runs_every_step_from_catalog_to_warehouse(settings: Set
     targeted = target.resolvable_to_job.selection.resolve(graph)
     computed = {node.key for node in graph.asset_nodes if node.is_materializable}
     assert targeted == computed and {key.path[0] for key in targeted} == set(STEPS)
+
+
+def test_an_s3_lake_is_refused_with_what_is_missing(settings: Settings) -> None:
+    on_s3 = settings.model_copy(update={"lake_uri": "s3://city-lake/lake"})
+    with pytest.raises(ConfigError, match="the aws profile\\) are not built yet"):
+        build_definitions(on_s3)
