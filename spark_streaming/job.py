@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -171,20 +171,33 @@ class BatchWriter:
         per batch instead of one per Kafka partition.
         """
         storage = self.paths.lake.storage
+        raw, quarantine = (storage.spark_uri(f"{stage}/{zone}/{topic}") for zone in ("raw", "quarantine"))
         checked = fast_pass(batch.where(F.col("topic") == topic), contract).persist()
-        diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
         try:
-            valid = clean_rows(checked, contract).unionByName(diagnosed.where(F.col("reason").isNull()))
-            valid_rows(valid, contract).coalesce(1).write.mode("overwrite").partitionBy(
-                "event_date", "event_hour"
-            ).parquet(storage.spark_uri(f"{stage}/raw/{topic}"))
-            quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy(
-                "ingest_date", "ingest_hour"
-            ).parquet(storage.spark_uri(f"{stage}/quarantine/{topic}"))
+            # One job writes the clean records and counts the suspects; the precise pass, a large plan, runs only
+            # when there are suspects, on them alone, from the cache.
+            suspects = Observation()
+            counted = checked.observe(suspects, F.count_if("_suspect").alias("n"))
+            self._write_raw(clean_rows(counted, contract), contract, raw)
+            if suspects.get["n"] == 0:
+                return
+            diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
+            try:
+                # suspects that pass every precise check are valid after all: a second file beside the clean one
+                self._write_raw(diagnosed.where(F.col("reason").isNull()), contract, raw, mode="append")
+                quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy(
+                    "ingest_date", "ingest_hour"
+                ).parquet(quarantine)
+            finally:
+                diagnosed.unpersist()
         finally:
-            diagnosed.unpersist()
             checked.unpersist()
-        log.debug("%s staged", topic)
+
+    @staticmethod
+    def _write_raw(validated: DataFrame, contract: Contract, uri: str, mode: str = "overwrite") -> None:
+        valid_rows(validated, contract).coalesce(1).write.mode(mode).partitionBy("event_date", "event_hour").parquet(
+            uri
+        )
 
     def _manifest(self, batch_id: int, published: list[str]) -> dict:
         lake = self.paths.lake

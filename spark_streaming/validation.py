@@ -51,6 +51,14 @@ def _type(field: Field) -> str:
     return f"_type_{field.name}"
 
 
+def _is_present(field: Field) -> str:
+    return f"_present_{field.name}"
+
+
+def _is_typed(field: Field) -> str:
+    return f"_typed_{field.name}"
+
+
 def _present(field: Field) -> Column:
     return F.col(_type(field)).isNotNull() & (F.col(_type(field)) != "VOID")
 
@@ -115,9 +123,28 @@ def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
         F.expr("json_object_keys(cast(_v as string))").alias("_keys"),
         *[F.expr(f"variant_get(_v, '$.{field.name}')").alias(_raw(field)) for field in fields],
     ).select("*", *[F.expr(f"schema_of_variant({_raw(field)})").alias(_type(field)) for field in fields])
-    typed = extracted.select("*", *[F.when(_present(f) & _type_ok(f), _typed(f)).alias(f.name) for f in fields])
-    present = {f.name: _present(f) for f in fields}
+    # Each intermediate result is a column of its own, referenced by name below: the checks reuse them instead
+    # of repeating their expression trees, which keeps the plan small and quick to optimise in every batch.
+    flagged = extracted.select(
+        "*",
+        *[_present(f).alias(_is_present(f)) for f in fields],
+        *[(_present(f) & _type_ok(f)).alias(_is_typed(f)) for f in fields],
+    )
+    typed = flagged.select("*", *[F.when(F.col(_is_typed(f)), _typed(f)).alias(f.name) for f in fields])
+    present = {f.name: F.col(_is_present(f)) for f in fields}
     unknown = F.array_except(F.col("_keys"), F.array(*[F.lit(f.name) for f in fields]))
+    failures = typed.select(
+        "*",
+        _failures([f for f in fields if f.required], lambda f: present[f.name]).alias("_missing"),
+        _failures(fields, lambda f: ~present[f.name] | F.col(_is_typed(f))).alias("_wrong_type"),
+        _failures(fields, lambda f: None if _format_ok(f) is None else ~present[f.name] | _format_ok(f)).alias(
+            "_bad_format"
+        ),
+        _failures(fields, lambda f: None if _range_ok(f) is None else F.col(f.name).isNull() | _range_ok(f)).alias(
+            "_out_of_range"
+        ),
+        unknown.alias("_unknown"),
+    )
     size = F.length("value")
     checks = {
         "oversized": (size > MAX_PAYLOAD_BYTES,
@@ -126,23 +153,17 @@ def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
         "invalid_json": (F.col("_v").isNull(), F.lit("payload is not valid JSON")),
         "not_an_object": (~F.col("_shape").startswith("OBJECT"),
                           F.concat(F.lit("expected a JSON object, got "), F.col("_shape"))),
-        "missing_field": _check(_failures([f for f in fields if f.required], lambda f: present[f.name]),
-                                "missing required field(s): "),
-        "wrong_type": _check(_failures(fields, lambda f: ~present[f.name] | _type_ok(f)), "wrong JSON type for: "),
-        "invalid_format": _check(
-            _failures(fields, lambda f: None if _format_ok(f) is None else ~present[f.name] | _format_ok(f)),
-            "invalid format of: ",
-        ),
-        "out_of_range": _check(
-            _failures(fields, lambda f: None if _range_ok(f) is None else F.col(f.name).isNull() | _range_ok(f)),
-            "out of range or not allowed: ",
-        ),
-        "unknown_field": (F.size(unknown) > 0, F.concat(F.lit("unknown field(s): "), F.array_join(unknown, ", "))),
+        "missing_field": _check(F.col("_missing"), "missing required field(s): "),
+        "wrong_type": _check(F.col("_wrong_type"), "wrong JSON type for: "),
+        "invalid_format": _check(F.col("_bad_format"), "invalid format of: "),
+        "out_of_range": _check(F.col("_out_of_range"), "out of range or not allowed: "),
+        "unknown_field": (F.size("_unknown") > 0,
+                          F.concat(F.lit("unknown field(s): "), F.array_join("_unknown", ", "))),
     }  # fmt: skip
     assert tuple(checks) == QUARANTINE_REASONS
     reason = F.coalesce(*[F.when(condition, F.lit(name)) for name, (condition, _) in checks.items()])
     detail = F.coalesce(*[F.when(condition, text) for condition, text in checks.values()])
-    return typed.select(
+    return failures.select(
         *[F.col(f.name) for f in fields],
         *_kafka_metadata(),
         F.when(F.col("_utf8"), F.col("value").cast("string")).alias("raw_text"),

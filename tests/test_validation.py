@@ -1,0 +1,90 @@
+"""The stream's contract validation in Spark, record by record: every quarantine reason, and the suspects
+the fast pass flags that turn out valid. Runs the same two passes as the stream (``BatchWriter``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from smartcity.contracts import QUARANTINE_REASONS, TRAFFIC
+from smartcity.settings import Settings
+from spark_streaming.job import spark_session
+from spark_streaming.validation import clean_rows, diagnose, fast_pass
+
+VALID = {
+    "event_id": "0b9a4c8e-2f1d-4e6a-9c3b-7d5e1f2a3b4c",
+    "device_id": "camera-07",
+    "event_time": "2026-11-27T08:15:30.123Z",
+    "schema_version": 1,
+    "latitude": 51.5,
+    "longitude": -0.12,
+    "camera_id": "camera-07",
+    "vehicle_count": 12,
+    "mean_speed_kmh": 42.5,
+    "congestion_level": "moderate",
+    "snapshot_key": "snapshots/camera-07/0815.jpg",
+}
+
+
+def payload(**changes: object) -> bytes:
+    event = {key: value for key, value in {**VALID, **changes}.items() if value is not ...}
+    return json.dumps(event).encode()
+
+
+CASES: list[tuple[str, bytes, str | None]] = [
+    ("valid", payload(), None),
+    ("optional field absent", payload(mean_speed_kmh=...), None),
+    ("optional field null", payload(mean_speed_kmh=None), None),  # a suspect (more keys than values), valid
+    ("integer-valued double", payload(mean_speed_kmh=40), None),
+    ("colon inside a string", payload(snapshot_key='a":b.jpg'), None),  # a suspect by key count, valid
+    ("oversized", payload(snapshot_key="x" * 70_000), "oversized"),
+    ("invalid utf-8", b'{"event_id": "\xff\xfe"}', "invalid_utf8"),
+    ("invalid json", b'{"event_id": ', "invalid_json"),
+    ("an array", b"[1, 2, 3]", "not_an_object"),
+    ("missing field", payload(device_id=...), "missing_field"),
+    ("number as text", payload(vehicle_count="12"), "wrong_type"),
+    ("fractional integer", payload(vehicle_count=12.5), "wrong_type"),
+    ("bad uuid", payload(event_id="not-a-uuid"), "invalid_format"),
+    ("bad timestamp", payload(event_time="2026-11-27 08:15:30"), "invalid_format"),
+    ("out of range", payload(latitude=123.0), "out_of_range"),
+    ("not allowed", payload(congestion_level="gridlock"), "out_of_range"),
+    ("unknown field", payload(colour="red"), "unknown_field"),
+    ("nested unknown field", payload(extra={"a": 1}), "unknown_field"),
+]
+
+
+@pytest.fixture(scope="module")
+def spark(settings: Settings) -> Iterator[SparkSession]:
+    session = spark_session(settings, "validation-test")
+    yield session
+    session.stop()
+
+
+def validate(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+    """Kafka-shaped rows through the fast pass; suspects through the precise pass; one reason per offset."""
+    batch = spark.createDataFrame(
+        [(b"camera-07", value, "traffic_data", 0, offset) for offset, value in enumerate(payloads)],
+        "key binary, value binary, topic string, partition int, offset long",
+    ).withColumn("timestamp", F.current_timestamp())
+    checked = fast_pass(batch, TRAFFIC)
+    diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), TRAFFIC)
+    return clean_rows(checked, TRAFFIC).unionByName(diagnosed)
+
+
+def test_every_record_gets_the_reason_the_contract_gives(spark: SparkSession) -> None:
+    rows = validate(spark, [value for _, value, _ in CASES]).collect()
+    reasons = {row.kafka_offset: row.reason for row in rows}
+    assert len(rows) == len(CASES), "a record was lost or doubled between the two passes"
+    assert {name: reasons[i] for i, (name, _, _) in enumerate(CASES)} == {name: r for name, _, r in CASES}
+    assert {reason for _, _, reason in CASES} - {None} == set(QUARANTINE_REASONS)
+
+
+def test_valid_records_keep_their_typed_values(spark: SparkSession) -> None:
+    row = validate(spark, [payload(mean_speed_kmh=None), payload()]).orderBy("kafka_offset").collect()
+    assert row[0].mean_speed_kmh is None and row[0].reason is None
+    assert row[1].vehicle_count == 12 and row[1].mean_speed_kmh == 42.5
+    assert row[1].event_time.isoformat().startswith("2026-11-27T08:15:30.123")
