@@ -185,21 +185,22 @@ class BatchWriter:
                 return
             diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
             try:
-                # suspects that pass every precise check are valid after all: a second file beside the clean one
-                self._write_raw(diagnosed.where(F.col("reason").isNull()), contract, raw, mode="append")
-                quarantined_rows(diagnosed).coalesce(1).write.mode("overwrite").partitionBy(
-                    "ingest_date", "ingest_hour"
-                ).parquet(quarantine)
+                valid_suspects = Observation()
+                quarantined_rows(
+                    diagnosed.observe(valid_suspects, F.count_if(F.col("reason").isNull()).alias("n"))
+                ).coalesce(1).write.mode("overwrite").partitionBy("ingest_date", "ingest_hour").parquet(quarantine)
+                if valid_suspects.get["n"] > 0:  # rare: rewrite, so that a batch stays one file per hour
+                    self._write_raw(clean_rows(checked, contract).unionByName(diagnosed), contract, raw)
             finally:
                 diagnosed.unpersist()
         finally:
             checked.unpersist()
 
     @staticmethod
-    def _write_raw(validated: DataFrame, contract: Contract, uri: str, mode: str = "overwrite") -> None:
-        valid_rows(validated, contract).coalesce(1).write.mode(mode).partitionBy("event_date", "event_hour").parquet(
-            uri
-        )
+    def _write_raw(validated: DataFrame, contract: Contract, uri: str) -> None:
+        """The valid rows (``reason`` NULL) of ``validated``, one file per event hour, replacing what is there."""
+        writer = valid_rows(validated, contract).coalesce(1).write.mode("overwrite")
+        writer.partitionBy("event_date", "event_hour").parquet(uri)
 
     def _manifest(self, batch_id: int, published: list[str]) -> dict:
         lake = self.paths.lake

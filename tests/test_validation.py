@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smartcity.contracts import QUARANTINE_REASONS, TRAFFIC
 from smartcity.settings import Settings
-from spark_streaming.job import spark_session
+from spark_streaming.job import BatchWriter, StreamPaths, spark_session
 from spark_streaming.validation import clean_rows, diagnose, fast_pass
 
 VALID = {
@@ -40,6 +42,7 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("optional field absent", payload(mean_speed_kmh=...), None),
     ("optional field null", payload(mean_speed_kmh=None), None),  # a suspect (more keys than values), valid
     ("integer-valued double", payload(mean_speed_kmh=40), None),
+    ("integer written as 12.0", payload(vehicle_count=12.0), None),  # a suspect for from_json, valid
     ("colon inside a string", payload(snapshot_key='a":b.jpg'), None),  # a suspect by key count, valid
     ("oversized", payload(snapshot_key="x" * 70_000), "oversized"),
     ("invalid utf-8", b'{"event_id": "\xff\xfe"}', "invalid_utf8"),
@@ -64,12 +67,17 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
     session.stop()
 
 
-def validate(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
-    """Kafka-shaped rows through the fast pass; suspects through the precise pass; one reason per offset."""
-    batch = spark.createDataFrame(
+def kafka_batch(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+    """Rows shaped as the Kafka source gives them, on the traffic topic, offsets 0, 1, …"""
+    return spark.createDataFrame(
         [(b"camera-07", value, "traffic_data", 0, offset) for offset, value in enumerate(payloads)],
         "key binary, value binary, topic string, partition int, offset long",
     ).withColumn("timestamp", F.current_timestamp())
+
+
+def validate(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+    """Kafka-shaped rows through the fast pass; suspects through the precise pass; one reason per offset."""
+    batch = kafka_batch(spark, payloads)
     checked = fast_pass(batch, TRAFFIC)
     diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), TRAFFIC)
     return clean_rows(checked, TRAFFIC).unionByName(diagnosed)
@@ -88,3 +96,20 @@ def test_valid_records_keep_their_typed_values(spark: SparkSession) -> None:
     assert row[0].mean_speed_kmh is None and row[0].reason is None
     assert row[1].vehicle_count == 12 and row[1].mean_speed_kmh == 42.5
     assert row[1].event_time.isoformat().startswith("2026-11-27T08:15:30.123")
+
+
+def test_a_batch_with_a_valid_suspect_still_lands_as_one_file_per_hour(
+    spark: SparkSession, settings: Settings, tmp_path: Path
+) -> None:
+    """The stream's batch writer: a suspect that proves valid joins the clean rows in the hour's one file, so a
+    reader (or the lake sensor) can never list half of a batch's rows for an hour."""
+    settings = settings.model_copy(update={"lake_uri": str(tmp_path / "lake")})
+    paths = StreamPaths.of(settings)
+    batch = kafka_batch(spark, [payload(), payload(vehicle_count=12.0), b'{"event_id": '])
+    BatchWriter(settings, paths)(batch, 7)
+    hour = tmp_path / "lake" / "raw" / "traffic_data" / "event_date=2026-11-27" / "event_hour=08"
+    assert [file.name for file in hour.iterdir()] == ["part-b000000000007.parquet"]
+    assert sorted(pq.read_table(hour / "part-b000000000007.parquet").column("kafka_offset").to_pylist()) == [0, 1]
+    quarantined = list((tmp_path / "lake" / "quarantine" / "traffic_data").rglob("*.parquet"))
+    assert [pq.read_table(file).column("reason").to_pylist() for file in quarantined] == [["invalid_json"]]
+    assert paths.lake.manifests()[0]["quarantine_rows"] == {"traffic_data/invalid_json": 1}
