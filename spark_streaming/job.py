@@ -30,7 +30,7 @@ from smartcity.errors import BrokerError, PlatformError
 from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
 from smartcity.settings import Settings
-from spark_streaming.lake import Lake, quarantine_reasons, row_counts
+from spark_streaming.lake import Lake, batch_timestamp, quarantine_reasons, row_counts
 from spark_streaming.storage import local_root, storage_for
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
 
@@ -142,11 +142,12 @@ class BatchWriter:
         lake.undo_publish(batch_id)  # a replay: take back what an interrupted attempt published
         stage = lake.stage(batch_id)
         lake.storage.delete_prefix(stage)
+        ingest_time = batch_timestamp(self.paths.checkpoint, batch_id)
         batch.persist()
         try:
             batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
             with ThreadPoolExecutor(max_workers=len(self.topics)) as pool:
-                list(pool.map(lambda item: self._stage_topic(batch, stage, *item), self.topics.items()))
+                list(pool.map(lambda item: self._stage_topic(batch, stage, ingest_time, *item), self.topics.items()))
         finally:
             batch.unpersist()
         moves = [
@@ -166,7 +167,7 @@ class BatchWriter:
         )  # fmt: skip
         write_heartbeat(self.paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": batch_id})
 
-    def _stage_topic(self, batch: DataFrame, stage: str, topic: str, contract: Contract) -> None:
+    def _stage_topic(self, batch: DataFrame, stage: str, ingest_time: datetime, topic: str, contract: Contract) -> None:
         """Validate one topic's records and write its raw and quarantine files to the staging prefix.
 
         Each output is coalesced to one task: the five topics run concurrently, and an hour gets one file
@@ -180,26 +181,26 @@ class BatchWriter:
             # when there are suspects, on them alone, from the cache.
             suspects = Observation()
             counted = checked.observe(suspects, F.count_if("_suspect").alias("n"))
-            self._write_raw(clean_rows(counted, contract), contract, raw)
+            self._write_raw(clean_rows(counted, contract), contract, ingest_time, raw)
             if suspects.get["n"] == 0:
                 return
             diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
             try:
                 valid_suspects = Observation()
                 quarantined_rows(
-                    diagnosed.observe(valid_suspects, F.count_if(F.col("reason").isNull()).alias("n"))
+                    diagnosed.observe(valid_suspects, F.count_if(F.col("reason").isNull()).alias("n")), ingest_time
                 ).coalesce(1).write.mode("overwrite").partitionBy("ingest_date", "ingest_hour").parquet(quarantine)
                 if valid_suspects.get["n"] > 0:  # rare: rewrite, so that a batch stays one file per hour
-                    self._write_raw(clean_rows(checked, contract).unionByName(diagnosed), contract, raw)
+                    self._write_raw(clean_rows(checked, contract).unionByName(diagnosed), contract, ingest_time, raw)
             finally:
                 diagnosed.unpersist()
         finally:
             checked.unpersist()
 
     @staticmethod
-    def _write_raw(validated: DataFrame, contract: Contract, uri: str) -> None:
+    def _write_raw(validated: DataFrame, contract: Contract, ingest_time: datetime, uri: str) -> None:
         """The valid rows (``reason`` NULL) of ``validated``, one file per event hour, replacing what is there."""
-        writer = valid_rows(validated, contract).coalesce(1).write.mode("overwrite")
+        writer = valid_rows(validated, contract, ingest_time).coalesce(1).write.mode("overwrite")
         writer.partitionBy("event_date", "event_hour").parquet(uri)
 
     def _manifest(self, batch_id: int, published: list[str]) -> dict:

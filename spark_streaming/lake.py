@@ -15,6 +15,7 @@ S3 has no such swap, so compaction is for a local lake only.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -22,6 +23,7 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -133,6 +135,17 @@ def last_committed_batch(checkpoint: Path) -> int | None:
     commits = checkpoint / "commits"
     ids = [int(path.name) for path in commits.glob("*") if path.name.isdigit()] if commits.exists() else []
     return max(ids, default=None)
+
+
+def batch_timestamp(checkpoint: Path, batch_id: int) -> datetime:
+    """When Spark planned batch ``batch_id``: ``batchTimestampMs`` of its offset log entry, written before the batch
+    runs and kept for its replays (``<checkpoint>/offsets/<id>``: a version line, this metadata, the offsets)."""
+    entry = checkpoint / "offsets" / str(batch_id)
+    try:
+        metadata = json.loads(entry.read_text().splitlines()[1])
+    except (OSError, IndexError, ValueError) as exc:
+        raise PlatformError(f"cannot read batch {batch_id}'s timestamp from Spark's offset log {entry}: {exc}") from exc
+    return datetime.fromtimestamp(metadata["batchTimestampMs"] / 1000, UTC)
 
 
 def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:

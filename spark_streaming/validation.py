@@ -12,6 +12,7 @@ One leniency remains from ``from_json``: a JSON number where the contract wants 
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame
@@ -233,27 +234,28 @@ def _check(failed_fields: Column, prefix: str) -> tuple[Column, Column]:
     return failed_fields.isNotNull(), F.concat(F.lit(prefix), failed_fields)
 
 
-def valid_rows(validated: DataFrame, contract: Contract) -> DataFrame:
-    """The raw-zone rows: valid records with Kafka metadata and their event-hour partition."""
+def valid_rows(validated: DataFrame, contract: Contract, ingest_time: datetime) -> DataFrame:
+    """The raw-zone rows: valid records with Kafka metadata, the batch's ingest time and their event-hour partition."""
     names = [field.name for field in contract.fields]
     return validated.where(F.col("reason").isNull()).select(
         *names,
         *KAFKA_COLUMNS,
-        F.current_timestamp().alias("ingest_time"),
+        F.lit(ingest_time).alias("ingest_time"),
         F.date_format("event_time", "yyyy-MM-dd").alias("event_date"),
         F.date_format("event_time", "HH").alias("event_hour"),
     )
 
 
-def quarantined_rows(validated: DataFrame) -> DataFrame:
+def quarantined_rows(validated: DataFrame, ingest_time: datetime) -> DataFrame:
     """The quarantine rows: the raw payload (text where it decodes), why, and where in Kafka it came from.
 
-    Partitioned by ingest hour (a malformed record may have no event time); ``current_timestamp`` is one value
-    per query, so a row's ingest time always falls in its partition's hour.
+    Partitioned by ingest hour (a malformed record may have no event time). ``ingest_time`` is the batch's own
+    timestamp from Spark's offset log, the same in a replay of the batch, so a replay lands in the same hour.
     """
+    ingested = F.lit(ingest_time)
     return validated.where(F.col("reason").isNotNull()).select(
         *KAFKA_COLUMNS, "kafka_key", "raw_text", "raw_bytes", "reason", "reason_detail",
-        F.current_timestamp().alias("ingest_time"),
-        F.date_format(F.current_timestamp(), "yyyy-MM-dd").alias("ingest_date"),
-        F.date_format(F.current_timestamp(), "HH").alias("ingest_hour"),
+        ingested.alias("ingest_time"),
+        F.date_format(ingested, "yyyy-MM-dd").alias("ingest_date"),
+        F.date_format(ingested, "HH").alias("ingest_hour"),
     )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -98,18 +99,34 @@ def test_valid_records_keep_their_typed_values(spark: SparkSession) -> None:
     assert row[1].event_time.isoformat().startswith("2026-11-27T08:15:30.123")
 
 
-def test_a_batch_with_a_valid_suspect_still_lands_as_one_file_per_hour(
+def test_a_batch_lands_as_one_file_per_hour_and_a_replay_lands_in_the_same_place(
     spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
-    """The stream's batch writer: a suspect that proves valid joins the clean rows in the hour's one file, so a
-    reader (or the lake sensor) can never list half of a batch's rows for an hour."""
-    settings = settings.model_copy(update={"lake_uri": str(tmp_path / "lake")})
+    """The stream's batch writer. A suspect that proves valid joins the clean rows in the hour's one file, so a
+    reader (or the lake sensor) can never list half of a batch's rows for an hour. The ingest time is the batch's
+    timestamp in Spark's offset log, so a replay of the batch (after a crash) lands in the same ingest hour."""
+    settings = settings.model_copy(
+        update={"lake_uri": str(tmp_path / "lake"), "checkpoint_uri": str(tmp_path / "checkpoints")}
+    )
     paths = StreamPaths.of(settings)
+    planned = datetime(2026, 11, 27, 9, 59, 59, 500_000, tzinfo=UTC)
+    (paths.checkpoint / "offsets").mkdir(parents=True)
+    (paths.checkpoint / "offsets" / "7").write_text(
+        f'v1\n{{"batchWatermarkMs":0,"batchTimestampMs":{int(planned.timestamp() * 1000)}}}\n{{}}'
+    )
     batch = kafka_batch(spark, [payload(), payload(vehicle_count=12.0), b'{"event_id": '])
-    BatchWriter(settings, paths)(batch, 7)
-    hour = tmp_path / "lake" / "raw" / "traffic_data" / "event_date=2026-11-27" / "event_hour=08"
-    assert [file.name for file in hour.iterdir()] == ["part-b000000000007.parquet"]
-    assert sorted(pq.read_table(hour / "part-b000000000007.parquet").column("kafka_offset").to_pylist()) == [0, 1]
-    quarantined = list((tmp_path / "lake" / "quarantine" / "traffic_data").rglob("*.parquet"))
-    assert [pq.read_table(file).column("reason").to_pylist() for file in quarantined] == [["invalid_json"]]
+    lake = tmp_path / "lake"
+    for _attempt in range(2):  # the second call is a replay of batch 7
+        BatchWriter(settings, paths)(batch, 7)
+        hour = lake / "raw" / "traffic_data" / "event_date=2026-11-27" / "event_hour=08"
+        assert [file.name for file in hour.iterdir()] == ["part-b000000000007.parquet"]
+        raw = pq.read_table(hour / "part-b000000000007.parquet")
+        assert sorted(raw.column("kafka_offset").to_pylist()) == [0, 1]
+        quarantined = sorted((lake / "quarantine").rglob("*.parquet"))
+        assert [file.relative_to(lake).as_posix() for file in quarantined] == [
+            "quarantine/traffic_data/ingest_date=2026-11-27/ingest_hour=09/part-b000000000007.parquet"
+        ]
+        rows = pq.read_table(quarantined[0]).to_pylist()
+        assert [row["reason"] for row in rows] == ["invalid_json"]
+        assert {row["ingest_time"] for row in rows + raw.to_pylist()} == {planned.replace(tzinfo=None)}  # UTC
     assert paths.lake.manifests()[0]["quarantine_rows"] == {"traffic_data/invalid_json": 1}
