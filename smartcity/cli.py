@@ -55,11 +55,11 @@ def config_command(settings: Settings) -> None:
 @cli.command("setup")
 @_with_settings
 def setup_command(settings: Settings) -> None:
-    """Create var/ and resolve the JVM jars (Kafka broker, Spark Kafka connector) once."""
-    from smartcity.jars import BUNDLES, bundle_dir, resolve
+    """Create var/ and resolve the JVM jars (Kafka broker, Spark Kafka connector, S3A for an S3 lake) once."""
+    from smartcity.jars import bundle_dir, needed_bundles, resolve
 
     settings.paths.ensure()
-    for bundle in BUNDLES:
+    for bundle in needed_bundles(settings):
         resolve(settings, bundle)
         click.echo(f"{bundle.name}: {len(list(bundle_dir(settings, bundle).glob('*.jar')))} jars ready")
 

@@ -158,6 +158,11 @@ def spark_bundles(settings: Settings) -> tuple[Bundle, ...]:
     return (SPARK_KAFKA, SPARK_S3) if settings.lake_on_s3 else (SPARK_KAFKA,)
 
 
+def needed_bundles(settings: Settings) -> tuple[Bundle, ...]:
+    """Every bundle these settings run: the broker's and the Spark jobs'."""
+    return tuple(dict.fromkeys((*BUNDLES, *spark_bundles(settings))))
+
+
 def resolve_all(settings: Settings) -> None:
-    for bundle in dict.fromkeys((*BUNDLES, *spark_bundles(settings))):
+    for bundle in needed_bundles(settings):
         resolve(settings, bundle)
