@@ -22,6 +22,7 @@ import pytest
 from smartcity.jars import resolve_all
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import ENV_PREFIX, Settings, load_settings
+from spark_streaming.storage import S3Storage
 
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
     del os.environ[_name]
@@ -147,3 +148,13 @@ def s3_lake_environment(endpoint: str) -> dict[str, str]:
 def s3_settings(s3_endpoint: str) -> Settings:
     """The session's settings with the lake in a fresh bucket on the loopback S3 server."""
     return settings_from(s3_lake_environment(s3_endpoint))
+
+
+def unencrypted_objects(storage: S3Storage) -> list[str]:
+    """Keys under the lake whose object S3 did not encrypt with SSE-S3 (AES256)."""
+    return [
+        key
+        for key in storage.list_files("")
+        if storage.client.head_object(Bucket=storage.bucket, Key=storage.key(key)).get("ServerSideEncryption")
+        != "AES256"
+    ]

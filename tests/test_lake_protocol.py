@@ -15,6 +15,7 @@ from smartcity.errors import PlatformError
 from smartcity.settings import Settings
 from spark_streaming.lake import Lake, compact_hour, last_committed_batch
 from spark_streaming.storage import LocalStorage, Storage, storage_for
+from tests.conftest import unencrypted_objects
 
 HOUR = "vehicle_data/event_date=2026-11-27/event_hour=08"
 
@@ -96,9 +97,7 @@ def test_every_object_written_to_s3_is_encrypted_at_rest(s3_settings: Settings) 
     storage = lake.storage
     keys = storage.list_files("")
     assert {f"raw/{HOUR}/part-b000000000000.parquet", "_stream/batches/000000000000.json"} <= set(keys)
-    for key in keys:
-        head = storage.client.head_object(Bucket=storage.bucket, Key=storage.key(key))
-        assert head.get("ServerSideEncryption") == "AES256", key
+    assert unencrypted_objects(storage) == []
 
 
 def test_compaction_is_refused_on_s3_with_the_reason(s3_settings: Settings) -> None:

@@ -16,7 +16,7 @@ from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
 from spark_streaming.lake import Lake
 from spark_streaming.storage import storage_for
-from tests.conftest import run_cli, s3_lake_environment, settings_from
+from tests.conftest import run_cli, s3_lake_environment, settings_from, unencrypted_objects
 from tests.pipeline import (
     FAULTS,
     MALFORMED,
@@ -64,10 +64,7 @@ def test_a_stream_killed_twice_publishes_every_record_once_to_s3_encrypted(
     assert {row[3] for row in quarantine} == MALFORMED
     lake = Lake(storage_for(s3_settings.lake, s3_settings))
     assert lake.storage.list_files(lake.staging) == [], "staging debris left behind"
-    storage = lake.storage
-    for key in storage.list_files(""):
-        head = storage.client.head_object(Bucket=storage.bucket, Key=storage.key(key))
-        assert head.get("ServerSideEncryption") == "AES256", f"{key} is not encrypted at rest"
+    assert unencrypted_objects(lake.storage) == [], "objects not encrypted at rest"
     status = run_cli("stream", "status", env=environment)
     assert status.returncode == 0, status.stderr
     assert "total lag: 0" in status.stdout
