@@ -141,8 +141,10 @@ class S3Storage(Storage):
         return f"s3a://{self.bucket}/{self.key(key)}"
 
     def list_files(self, prefix: str, suffix: str = "") -> list[str]:
+        directory = self.key(prefix).rstrip("/")
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.key(prefix).rstrip("/") + "/"
+            Bucket=self.bucket,
+            Prefix=f"{directory}/" if directory else "",  # a lake at the bucket's root
         )
         keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
         return sorted(self.relative(key) for key in keys if key.endswith(suffix))
