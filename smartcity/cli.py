@@ -268,7 +268,7 @@ def stream_compact(settings: Settings, min_files: int) -> None:
     click.echo(f"{len(compacted)} hour(s) compacted")
 
 
-SERVICE_NAMES = ("simulator", "stream", "daemon", "dagster", "dashboard")
+SERVICE_NAMES = ("simulator", "stream", "spark", "daemon", "dagster", "dashboard")
 
 
 @cli.command("up")
@@ -278,7 +278,8 @@ SERVICE_NAMES = ("simulator", "stream", "daemon", "dagster", "dashboard")
 def up_command(settings: Settings, services: tuple[str, ...], simulate: bool) -> None:
     """Start the platform in the background; `down` stops it.
 
-    With no SERVICES: the broker, simulator, stream, Dagster daemon, Dagster UI and dashboard. Naming SERVICES
+    With no SERVICES: the broker, simulator, stream, Spark Connect server (processing), Dagster daemon, Dagster
+    UI and dashboard. Naming SERVICES
     starts only those (and the broker); services already up are left alone, so after a crash `up` restarts what
     is missing.
     """

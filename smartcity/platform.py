@@ -13,10 +13,12 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -126,7 +128,7 @@ def start_dagster(settings: Settings) -> Service:
     command = [_script("dagster-webserver"), "-w", WORKSPACE]
     command += ["--host", settings.dagster_host, "--port", str(settings.dagster_port)]
     service = start_service(settings, "dagster", command, dagster_environment(settings))
-    wait_for_http(f"{dagster_url(settings)}/server_info", service, timeout=180)
+    wait_for(lambda: answers(f"{dagster_url(settings)}/server_info"), service, timeout=180)
     return service
 
 
@@ -140,6 +142,23 @@ def start_simulator(settings: Settings) -> Service:
 def start_stream(settings: Settings) -> Service:
     """The continuous ingestion stream (Kafka → raw zone + quarantine) as a child of the main job."""
     return start_service(settings, "stream", [sys.executable, "-m", "spark_streaming", "--mode", "continuous"])
+
+
+def start_spark(settings: Settings) -> Service:
+    """The Spark Connect server the processing step of every Dagster run uses, returning once it listens.
+
+    A run's processing then needs no JVM of its own (see smartcity_dagster/spark_connect.py).
+    """
+    require_free_port("127.0.0.1", settings.spark_connect_port, "SPARK_CONNECT_PORT", grace=PORT_GRACE_S)
+    service = start_service(settings, "spark", [sys.executable, "-m", "smartcity_dagster.spark_connect"])
+    wait_for(lambda: _listens("127.0.0.1", settings.spark_connect_port), service, timeout=180)
+    return service
+
+
+def _listens(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2):
+        return True
+    return False
 
 
 def dashboard_url(settings: Settings) -> str:
@@ -159,23 +178,29 @@ def start_dashboard(settings: Settings) -> Service:
     """The Streamlit dashboard, returning once its health endpoint answers."""
     require_free_port(settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT", grace=PORT_GRACE_S)
     service = start_service(settings, "dashboard", dashboard_command(settings))
-    wait_for_http(f"{dashboard_url(settings)}/_stcore/health", service, timeout=120)
+    wait_for(lambda: answers(f"{dashboard_url(settings)}/_stcore/health"), service, timeout=120)
     return service
 
 
-def wait_for_http(url: str, service: Service, timeout: float) -> None:
-    """Wait until ``url`` answers, failing early if the service exits."""
+def answers(url: str) -> bool:
+    """True when ``url`` answers HTTP (any status but an error)."""
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
+        return True
+    return False
+
+
+def wait_for(ready: Callable[[], bool], service: Service, timeout: float) -> None:
+    """Wait until ``ready()``, failing early if the service exits; a service that never gets ready is stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             status = service.process.returncode
             raise PlatformError(f"{service.name} exited with status {status}; see var/logs/{service.name}.log")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(1)
-    raise PlatformError(f"{url} did not answer within {timeout:.0f}s; see var/logs/{service.name}.log")
+        if ready():
+            return
+        time.sleep(1)
+    service.stop()
+    raise PlatformError(f"{service.name} was not ready within {timeout:.0f}s; see var/logs/{service.name}.log")
 
 
 MAX_RESTARTS = 3
@@ -226,6 +251,7 @@ def wipe_runtime_state(settings: Settings) -> list[Path]:
 SERVICES = {
     "simulator": (start_simulator, "simulate"),
     "stream": (start_stream, "spark_streaming"),
+    "spark": (start_spark, "smartcity_dagster.spark_connect"),
     "daemon": (start_daemon, "dagster-daemon"),
     "dagster": (start_dagster, "dagster-webserver"),
     "dashboard": (start_dashboard, "streamlit"),
@@ -246,7 +272,8 @@ def preflight(settings: Settings, names: list[str]) -> None:
     settings.paths.ensure()
     find_java(settings.java_home)
     ports = {"dagster": (settings.dagster_host, settings.dagster_port, "DAGSTER_PORT"),
-             "dashboard": (settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT")}  # fmt: skip
+             "dashboard": (settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT"),
+             "spark": ("127.0.0.1", settings.spark_connect_port, "SPARK_CONNECT_PORT")}  # fmt: skip
     for name in names:
         if name in ports and service_pid(settings, name) is None:
             require_free_port(*ports[name])
@@ -324,5 +351,6 @@ def banner(settings: Settings, names: list[str]) -> str:
         f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
         f"  simulator      {off_unless('simulator', f'real time, {settings.simulator_vehicles} vehicles')}\n"
         f"  stream         {off_unless('stream', f'Kafka → {settings.lake} (smartcity stream status)')}\n"
+        f"  Spark          {off_unless('spark', f'Connect server on 127.0.0.1:{settings.spark_connect_port}')}\n"
         f"  logs           {settings.paths.logs}\n"
     )

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
 
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077")
     spark_driver_memory: str = Field("2g", description="Spark driver memory, e.g. 2g")
+    spark_connect_port: Port = Field(
+        15002, description="loopback port of the platform's Spark Connect server, used by the processing step"
+    )
     stream_trigger_seconds: float = Field(10.0, gt=0, le=3600, description="micro-batch interval in seconds")
     stream_max_offsets_per_trigger: int = Field(
         500_000, ge=1, description="upper bound of Kafka records per micro-batch (at least 1)"

@@ -6,7 +6,6 @@ newest materialization per asset group, and the warehouse's newest event time.
 
 from __future__ import annotations
 
-import urllib.request
 from datetime import UTC, datetime
 
 from smartcity.errors import PlatformError
@@ -14,29 +13,22 @@ from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3):
-            return True
-    except OSError:
-        return False
-
-
 def components(settings: Settings) -> dict[str, str]:
     """Component → 'up …' or 'down'."""
-    from smartcity.platform import dagster_url, dashboard_url, service_pid
+    from smartcity.platform import answers, dagster_url, dashboard_url, service_pid
     from spark_streaming.control import running_pid
 
     broker = LocalBroker(settings).running_pid()
     stream = running_pid(settings)
-    daemon = service_pid(settings, "daemon")
+    daemon, spark = service_pid(settings, "daemon"), service_pid(settings, "spark")
     return {
         "kafka": f"up (pid {broker}, {settings.bootstrap_servers})" if broker else "down",
         "stream": f"up (pid {stream})" if stream else "down",
+        "spark": f"up (pid {spark}, Spark Connect on 127.0.0.1:{settings.spark_connect_port})" if spark else "down",
         "daemon": f"up (pid {daemon})" if daemon else "down",
-        "dagster": f"up ({dagster_url(settings)})" if _answers(f"{dagster_url(settings)}/server_info") else "down",
+        "dagster": f"up ({dagster_url(settings)})" if answers(f"{dagster_url(settings)}/server_info") else "down",
         "dashboard": f"up ({dashboard_url(settings)})"
-        if _answers(f"{dashboard_url(settings)}/_stcore/health")
+        if answers(f"{dashboard_url(settings)}/_stcore/health")
         else "down",
     }
 

@@ -47,6 +47,7 @@ def isolated_environment(var_dir: Path) -> dict[str, str]:
         f"{ENV_PREFIX}KAFKA_CONTROLLER_PORT": str(free_port()),
         f"{ENV_PREFIX}DAGSTER_PORT": str(free_port()),
         f"{ENV_PREFIX}DASHBOARD_PORT": str(free_port()),
+        f"{ENV_PREFIX}SPARK_CONNECT_PORT": str(free_port()),
     }
 
 

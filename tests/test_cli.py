@@ -23,7 +23,7 @@ from smartcity.kafka.broker import LocalBroker
 from smartcity.platform import service_pid, wipe_runtime_state
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
-COMPONENTS = ("kafka", "stream", "daemon", "dagster", "dashboard")
+COMPONENTS = ("kafka", "stream", "spark", "daemon", "dagster", "dashboard")
 
 
 def all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

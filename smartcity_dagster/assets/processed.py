@@ -17,10 +17,11 @@ from smartcity.settings import Settings
 from smartcity_dagster.assets.catalog import CATALOG_POOL, catalog_key, partition_entries
 from smartcity_dagster.assets.raw import OWNERS
 from smartcity_dagster.partitions import Hour, window_hours
-from smartcity_dagster.processing import SESSION_SETTINGS, process_hours
+from smartcity_dagster.processing import process_hours
 from smartcity_dagster.quality import duplicate_event_ids, range_violations, reconcile
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.lake import LakeFile, LocalLake
+from smartcity_dagster.spark_connect import RUNTIME_SETTINGS, driver_settings, remote_url
 from smartcity_dagster.tables import PROCESSED_TABLES
 
 RECONCILES = "reconciles_with_raw"
@@ -32,22 +33,24 @@ def processed_key(stream: str) -> dg.AssetKey:
     return dg.AssetKey(["processed", stream])
 
 
-def spark_resource(settings: Settings) -> LazyPySparkResource:
-    """The Spark session of the processing step: local on the embedded profile, loopback only."""
-    return LazyPySparkResource(
-        spark_config={
-            "spark.master": settings.spark_master,
-            "spark.app.name": "smartcity-processed",
-            "spark.driver.memory": settings.spark_driver_memory,
-            "spark.driver.host": "127.0.0.1",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.ui.enabled": "false",
-            "spark.sql.shuffle.partitions": "4",
-            **SESSION_SETTINGS,
-            "spark.sql.parquet.compression.codec": "zstd",
-            "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-        }
-    )
+class ProcessingSpark(LazyPySparkResource):
+    """The processing step's Spark session: a client of the platform's Spark Connect server when one runs
+    (``spark.remote`` in the config), else a local session started on first use."""
+
+    @property
+    def kind(self) -> str:
+        return "Spark Connect (the platform's server)" if "spark.remote" in self.spark_config else "local"
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._spark_session is not None and "spark.remote" in self.spark_config:
+            self._spark_session.stop()  # frees the session on the server now, not after its idle timeout
+
+
+def spark_resource(settings: Settings) -> ProcessingSpark:
+    """Connect to the platform's warm Spark when it runs; otherwise a local session, loopback only."""
+    if (url := remote_url(settings)) is not None:
+        return ProcessingSpark(spark_config={"spark.remote": url, **RUNTIME_SETTINGS})
+    return ProcessingSpark(spark_config=driver_settings(settings, "smartcity-processed"))
 
 
 def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -95,7 +98,7 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
     def processed_tables(
         context: AssetExecutionContext,
         config: ProcessingConfig,
-        pyspark: LazyPySparkResource,
+        pyspark: ProcessingSpark,
         lake: LocalLake,
         catalog: GlueCatalog,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -111,7 +114,7 @@ def build_processed(settings: Settings, partitions: dg.PartitionsDefinition) -> 
             location = lake.location("processed", stream)
             listed = {h: f for h, f in lake.list_hours("processed", stream, dates).items() if h in hours}
             catalog.register_table(PROCESSED_TABLES[stream], location, partition_entries(lake, location, listed), hours)
-            yield from _results(context, key, stream, raw_listed, listed, outcome)
+            yield from _results(context, key, stream, raw_listed, listed, outcome, pyspark.kind)
 
     return processed_tables
 
@@ -123,6 +126,7 @@ def _results(
     raw_listed: dict[Hour, list[LakeFile]],
     listed: dict[Hour, list[LakeFile]],
     outcome: dict[Hour, str],
+    spark_kind: str,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     per_hour = {hour: reconcile(_paths({hour: raw_listed.get(hour, [])}), _paths({hour: listed.get(hour, [])}))
                 for hour in sorted(raw_listed.keys() | listed.keys())}  # fmt: skip
@@ -141,6 +145,7 @@ def _results(
             "rows": sum(r.processed_rows for r in per_hour.values()),
             "duplicates_removed": sum(r.duplicates_removed for r in per_hour.values()),
             "files": sum(len(files) for files in listed.values()),
+            "spark_session": spark_kind,
             **{
                 f"hours_{what}": sum(1 for done in outcome.values() if done == what)
                 for what in ("appended", "rebuilt", "removed")

@@ -1,0 +1,123 @@
+"""The platform's Spark Connect server: a run's processing step uses it (and gives the rows a local session
+gives), a client without the token is refused, and the service exits when its JVM dies so the watcher restarts it.
+
+Clients run in subprocesses: a Spark Connect session and the local session other tests use cannot share a process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.city import Scenario
+from simulator.lake_fixture import write_raw_fixture
+from smartcity.platform import dagster_environment, start_spark
+from smartcity.settings import Settings
+from smartcity_dagster.assets.catalog import catalog_key
+from smartcity_dagster.assets.processed import processed_key
+from smartcity_dagster.partitions import Hour
+from smartcity_dagster.spark_connect import remote_url, token_file
+from tests.conftest import settings_from
+from tests.test_dagster_assets import FAULTS
+
+STREAMS = ("vehicle", "emergency")  # emergency: window functions, a join and the incident lookback
+
+
+def materialize(environment: dict[str, str], hour: Hour, rebuild: bool = False) -> subprocess.CompletedProcess:
+    """The catalog and processed steps of ``hour`` as a Dagster run in a new process, as the daemon launches one."""
+    settings = settings_from(environment)
+    keys = [key.to_user_string() for s in STREAMS for key in (catalog_key("raw", s), processed_key(s))]
+    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m",
+               "smartcity_dagster.definitions", "--select", ",".join(keys), "--partition", hour.key]  # fmt: skip
+    if rebuild:
+        command += ["--config-json", json.dumps({"ops": {"processed_tables": {"config": {"rebuild": True}}}})]
+    env = {**dagster_environment(settings), **environment}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def processed_rows(settings: Settings, stream: str, hour: Hour) -> pd.DataFrame:
+    files = sorted((Path(settings.lake) / "processed" / stream / hour.relative_dir).glob("*.parquet"))
+    assert files, f"no processed {stream} files"
+    frame = pd.concat([pq.read_table(file).to_pandas() for file in files])
+    return frame.sort_values("event_id").reset_index(drop=True)
+
+
+def newest_metadata(settings: Settings, stream: str) -> dict:
+    with dg.DagsterInstance.from_config(str(settings.paths.dagster_home)) as instance:
+        event = instance.get_latest_materialization_event(processed_key(stream))
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def connect_client(url: str) -> subprocess.CompletedProcess:
+    script = "import sys; from pyspark.sql import SparkSession as S; print(S.builder.remote(sys.argv[1]).create()"
+    script += ".range(7).count())"
+    return subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.timeout(900)
+def test_processing_runs_on_the_platform_spark_server_with_the_rows_a_local_session_gives(
+    private_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in private_environment.items():  # the services started here read their settings from it
+        monkeypatch.setenv(name, value)
+    settings = settings_from(private_environment)
+    settings.paths.ensure()
+    start = datetime.now(UTC).replace(minute=5, second=0, microsecond=0) - timedelta(hours=2)
+    write_raw_fixture(
+        Path(settings.lake),
+        settings.topics,
+        seed=5,
+        start=start,
+        max_events=6_000,
+        faults=FAULTS,
+        scenario=Scenario(incidents_per_hour=3_000),
+    )  # incidents within the fixture's minutes
+    hour = Hour(start.replace(minute=0))
+    assert remote_url(settings) is None, "no server runs yet"
+    server = start_spark(settings)
+    try:
+        url = remote_url(settings)
+        assert url == f"sc://localhost:{settings.spark_connect_port}/;token={token_file(settings).read_text()}"
+        assert token_file(settings).stat().st_mode & 0o777 == 0o600, "only its owner may read the token"
+
+        on_server = materialize(private_environment, hour)
+        assert on_server.returncode == 0, on_server.stdout[-3000:] + on_server.stderr[-3000:]
+        for stream in STREAMS:
+            assert newest_metadata(settings, stream)["spark_session"] == "Spark Connect (the platform's server)"
+        remote = {stream: processed_rows(settings, stream, hour) for stream in STREAMS}
+
+        assert connect_client(url).stdout.strip() == "7", "a client with the token is served"
+        refused = connect_client(url.replace("token=", "token=not-"))
+        assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr, refused.stderr[-2000:]
+        assert connect_client(url.split("/;")[0]).returncode != 0, "a client without a token is served"
+
+        jvm = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
+                                                  text=True).stdout.split()]  # fmt: skip
+        assert jvm, "the server's JVM is not a child of its service"
+        for pid in jvm:
+            os.kill(pid, signal.SIGKILL)
+        assert server.process.wait(timeout=60) != 0, "the service must exit when its JVM dies"
+        log = (settings.paths.logs / "spark.log").read_text()
+        assert "the Spark Connect server's JVM exited" in log, log[-2000:]
+    finally:
+        server.stop()
+    assert remote_url(settings) is None, "the stopped server must not be used"
+
+    for stream in STREAMS:
+        shutil.rmtree(Path(settings.lake) / "processed" / stream)
+    local = materialize(private_environment, hour, rebuild=True)
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    for stream in STREAMS:
+        assert newest_metadata(settings, stream)["spark_session"] == "local"
+        pd.testing.assert_frame_equal(remote[stream], processed_rows(settings, stream, hour), check_exact=True)
