@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -14,6 +15,7 @@ from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
 from smartcity_dagster.definitions import STEPS, build_definitions
+from tests.conftest import isolated_environment, settings_from
 
 GROUPS = {"ingestion", "catalog", "processed", "gold", "warehouse"}
 
@@ -90,3 +92,19 @@ def test_an_s3_lake_is_refused_with_what_is_missing(settings: Settings) -> None:
     on_s3 = settings.model_copy(update={"lake_uri": "s3://city-lake/lake"})
     with pytest.raises(ConfigError, match="the aws profile\\) are not built yet"):
         build_definitions(on_s3)
+
+
+def test_code_servers_loading_at_once_share_one_whole_dbt_manifest(tmp_path: Path) -> None:
+    """The daemon's and the UI's code servers load the definitions together on a fresh var/: before the parse
+    lock, both parsed into the same manifest.json and the interleaved file broke every later code load."""
+    environment = isolated_environment(tmp_path / "var")
+    load = "import logging, orjson; logging.basicConfig(level=logging.INFO); from smartcity.settings import "
+    load += "load_settings; from smartcity_dagster.assets.gold import dbt_project; "
+    load += "orjson.loads(dbt_project(load_settings()).manifest_path.read_bytes())"
+    loaders = [subprocess.Popen([sys.executable, "-c", load], env={**os.environ, **environment},
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
+    errors = [loader.communicate(timeout=300)[1] for loader in loaders]
+    assert [loader.returncode for loader in loaders] == [0, 0, 0], errors
+    assert sum("parsing the dbt project" in error for error in errors) == 1, "one parses, the others wait for it"
+    dbt_dir = settings_from(environment).paths.dbt
+    assert not list(dbt_dir.glob("parse-*")), "a parse's staging directory was left behind"

@@ -9,7 +9,6 @@ that blocks the next start (Kafka recovers its log segments itself).
 from __future__ import annotations
 
 import base64
-import fcntl
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartcity.atomic import exclusive
 from smartcity.errors import BrokerError
 from smartcity.jars import KAFKA_BROKER, classpath
 from smartcity.java import find_java
@@ -188,8 +188,7 @@ class LocalBroker:
     @contextmanager
     def _start_lock(self) -> Iterator[None]:
         """Serialise concurrent starts, so two callers cannot launch two brokers."""
-        with (self.paths.kafka / "start.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(self.paths.kafka / "start.lock"):
             yield
 
     # ----------------------------------------------------------------- stop

@@ -7,6 +7,8 @@ swapped in atomically, and registered in the catalog, where the warehouse load r
 """
 
 import json
+import logging
+import os
 import shutil
 import sys
 import uuid
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import orjson
 import yaml
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from smartcity.atomic import replace_directory
+from smartcity.atomic import exclusive, replace_directory
 from smartcity.duckdb_files import connect
 from smartcity.settings import Settings
 from smartcity_dagster.assets.catalog import CATALOG_POOL, catalog_key, partition_entries
@@ -32,6 +35,7 @@ from smartcity_dagster.resources.catalog import GLUE_TYPES, GlueCatalog
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.tables import PROCESSED_TABLES, QUARANTINE_TABLES, Column, TableSchema
 
+log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 SOURCES_FILE = DBT_PROJECT_DIR / "models" / "sources.yml"
 GOLD_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
@@ -110,11 +114,31 @@ def dbt_project(settings: Settings) -> DbtProject:
     project = DbtProject(
         project_dir=DBT_PROJECT_DIR, profiles_dir=write_profiles(settings), target_path=settings.paths.dbt / "target"
     )
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *DBT_PROJECT_DIR.rglob("*.sql"), *DBT_PROJECT_DIR.rglob("*.yml")]
-    manifest = project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < max(path.stat().st_mtime for path in sources):
-        dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    # The daemon's and the UI's code servers load the definitions at the same time: one parses, the other waits
+    # and then finds the manifest fresh. The manifest is replaced atomically, so no reader sees half of it.
+    with exclusive(settings.paths.dbt / "parse.lock"):
+        if not _manifest_is_current(project.manifest_path):
+            log.info("parsing the dbt project into %s", project.manifest_path)
+            staging = settings.paths.dbt / f"parse-{uuid.uuid4().hex}"
+            try:
+                dbt_resource(project).cli(["parse", "--quiet"], target_path=staging).wait()
+                project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / "manifest.json", project.manifest_path)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return project
+
+
+def _manifest_is_current(manifest: Path) -> bool:
+    """True when the manifest is newer than every model, macro and project file, and is whole JSON."""
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *DBT_PROJECT_DIR.rglob("*.sql"), *DBT_PROJECT_DIR.rglob("*.yml")]
+    if not manifest.exists() or manifest.stat().st_mtime < max(path.stat().st_mtime for path in sources):
+        return False
+    try:
+        orjson.loads(manifest.read_bytes())
+    except orjson.JSONDecodeError:  # e.g. written by two parses at once before this lock existed
+        return False
+    return True
 
 
 def dbt_resource(project: DbtProject) -> DbtCliResource:
