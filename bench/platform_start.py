@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def environment(var_dir: Path, vehicles: int) -> dict[str, str]:
-    names = ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "DAGSTER_PORT", "DASHBOARD_PORT")
+    names = ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "DAGSTER_PORT", "DASHBOARD_PORT", "SPARK_CONNECT_PORT")
     ports = {f"SMARTCITY_{name}": str(free_port()) for name in names}
     return {**ports, "SMARTCITY_VAR_DIR": str(var_dir), "SMARTCITY_SIMULATOR_VEHICLES": str(vehicles)}
 

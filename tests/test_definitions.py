@@ -9,11 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_dbt import DbtCliResource
 
 from smartcity.errors import ConfigError
 from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
-from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
+from smartcity_dagster.assets.gold import SOURCES_FILE, dbt_project, dbt_resource, render_sources
 from smartcity_dagster.definitions import STEPS, build_definitions
 from tests.conftest import isolated_environment, settings_from
 
@@ -108,3 +109,10 @@ def test_code_servers_loading_at_once_share_one_whole_dbt_manifest(tmp_path: Pat
     assert sum("parsing the dbt project" in error for error in errors) == 1, "one parses, the others wait for it"
     dbt_dir = settings_from(environment).paths.dbt
     assert not list(dbt_dir.glob("parse-*")), "a parse's staging directory was left behind"
+
+
+def test_the_dbt_version_handed_to_dagster_dbt_is_what_the_executable_reports(settings: Settings) -> None:
+    assert "_cli_version" in vars(DbtCliResource), "dagster-dbt no longer asks for the version: drop the override"
+    resource = dbt_resource(dbt_project(settings))
+    reported = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True)
+    assert f"installed: {resource._cli_version}" in reported.stdout, reported.stdout

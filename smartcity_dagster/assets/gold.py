@@ -6,6 +6,7 @@ asset checks), each hour of each model is exported to ``gold/<model>/event_date=
 swapped in atomically, and registered in the catalog, where the warehouse load reads it.
 """
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import orjson
 import yaml
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from smartcity.atomic import exclusive, replace_directory
 from smartcity.duckdb_files import connect
@@ -141,9 +144,20 @@ def _manifest_is_current(manifest: Path) -> bool:
     return True
 
 
-def dbt_resource(project: DbtProject) -> DbtCliResource:
-    """dbt from this environment, found next to the interpreter (PATH may not include the virtualenv)."""
-    return DbtCliResource(project_dir=project, dbt_executable=str(Path(sys.executable).with_name("dbt")))
+class LocalDbtCli(DbtCliResource):
+    """dbt from this environment, found next to the interpreter (PATH may not include the virtualenv).
+
+    dagster-dbt learns the dbt version by running ``dbt --version`` in every run (3 s or more of a gold step that
+    takes about 12 s); the executable is this environment's, so its dbt-core package says the same at once.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
+def dbt_resource(project: DbtProject) -> LocalDbtCli:
+    return LocalDbtCli(project_dir=project, dbt_executable=str(Path(sys.executable).with_name("dbt")))
 
 
 class GoldTranslator(DagsterDbtTranslator):
@@ -211,7 +225,7 @@ def build_gold(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.As
         pool=CATALOG_POOL,
     )
     def gold_aggregates(
-        context: AssetExecutionContext, dbt: DbtCliResource, lake: LocalLake, catalog: GlueCatalog
+        context: AssetExecutionContext, dbt: LocalDbtCli, lake: LocalLake, catalog: GlueCatalog
     ) -> Iterator[Any]:
         hours = window_hours(context)
         artifacts = settings.paths.dbt / "runs" / context.run.run_id
