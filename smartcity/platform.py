@@ -233,10 +233,15 @@ def wipe_runtime_state(settings: Settings) -> list[Path]:
     """Delete everything under var/ except the resolved jars, to start over; refuses while services run."""
     from spark_streaming.control import running_pid
 
-    if LocalBroker(settings).running_pid() or running_pid(settings):
+    running = [name for name in SERVICES if service_pid(settings, name) is not None]
+    if "stream" not in running and running_pid(settings) is not None:  # started by `smartcity stream start`
+        running.append("stream")
+    if LocalBroker(settings).running_pid() is not None:
+        running.append("kafka")
+    if running:
         raise PlatformError(
-            "the broker or the stream is still running: stop them first (Ctrl-C the running `smartcity run`, "
-            "or `smartcity stream stop` and `smartcity kafka stop`)"
+            f"still running: {', '.join(running)}. Stop them first (Ctrl-C the running `smartcity run`, or "
+            "`smartcity down`)"
         )
     removed = [path for path in sorted(settings.var_dir.glob("*")) if path.name != "jars"]
     for path in removed:
