@@ -121,6 +121,10 @@ def test_warehouse_reconciles_after_a_broker_restart_and_sigkills_of_stream_and_
         assert loaded == expected, f"(expected, loaded) per (stream, hour): {wrong}; see {settings.paths.logs}"
         assert loaded_quarantine(settings.warehouse) == expected_quarantine, "quarantine per (stream, reason)"
         assert run_status(settings, killed_run) != dg.DagsterRunStatus.STARTED, "the killed run was never failed"
+        with dg.DagsterInstance.from_config(str(settings.paths.dagster_home)) as instance:
+            processed = instance.get_latest_materialization_event(dg.AssetKey(["processed", "vehicle"]))
+        spark = processed.asset_materialization.metadata["spark_session"].value
+        assert spark == "Spark Connect (the platform's server)", "the daemon's runs did not use the platform's Spark"
         status = run_cli("status", env=environment).stdout
         assert all(f"  {component:10s} up" in status for component in COMPONENTS), status
     finally:

@@ -45,6 +45,8 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("integer-valued double", payload(mean_speed_kmh=40), None),
     ("integer written as 12.0", payload(vehicle_count=12.0), None),  # a suspect for from_json, valid
     ("colon inside a string", payload(snapshot_key='a":b.jpg'), None),  # a suspect by key count, valid
+    ("whitespace before colons", json.dumps(VALID, separators=(",", " :\t")).encode(), None),  # a suspect, valid
+    ("compact", json.dumps(VALID, separators=(",", ":")).encode(), None),
     ("oversized", payload(snapshot_key="x" * 70_000), "oversized"),
     ("invalid utf-8", b'{"event_id": "\xff\xfe"}', "invalid_utf8"),
     ("invalid json", b'{"event_id": ', "invalid_json"),
@@ -58,6 +60,11 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("not allowed", payload(congestion_level="gridlock"), "out_of_range"),
     ("unknown field", payload(colour="red"), "unknown_field"),
     ("nested unknown field", payload(extra={"a": 1}), "unknown_field"),
+    ("unknown field, space before its colon only", payload()[:-1] + b', "colour" : "red"}', "unknown_field"),
+    ("a field's name in another case", payload(Vehicle_count=12), "unknown_field"),
+    ("unknown field with a null value", payload(colour=None), "unknown_field"),
+    ("unknown field in place of an absent optional one", payload(mean_speed_kmh=..., colour=1), "unknown_field"),
+    ("an object in an array", b"[" + payload() + b"]", "not_an_object"),
 ]
 
 
