@@ -1,8 +1,9 @@
 """The processing step's Spark, kept warm: a Spark Connect server that runs as one of the platform's services.
 
-Every Dagster run is a new process. With a local session, each run's processing step started a Spark JVM (about
-10 s on two busy cores) and ran its small jobs on a cold JIT. The platform runs this server instead, and the
-processing step of each run is a Spark Connect client of it. Each client has a session of its own (runtime SQL
+Every Dagster run is a new process. With a local session, each run's processing step started a Spark JVM and
+ran its small jobs on a cold JIT: a median 24 s per run in the platform bench, against 6 s on this server
+(docs/benchmarks.md). The platform runs this server, and the processing step of each run is a Spark Connect
+client of it. Each client has a session of its own (runtime SQL
 settings and temporary views are per session), stopped when the step ends. Without the server (tests,
 `dagster dev`, a run on another machine), the step starts a local session as before.
 
