@@ -7,10 +7,11 @@ the dashboard stays while the city sends about 5,000 events/s.
   (set-up included).
 
 The clock starts when the command is launched and stops when headless Chromium shows the overview with a
-non-zero "Events, latest hour" tile. Then, for ``--minutes``, the age of the newest event in the warehouse
-(what the dashboard's "data as of" line shows) is sampled every 5 s: its p50 and p95 are the event-to-dashboard
-freshness. The simulator's fleet is sized for the rate (``SMARTCITY_SIMULATOR_VEHICLES``), and the rate
-achieved is measured from Kafka's end offsets.
+non-zero "Events, latest hour" tile. Then, for ``--minutes``, the overview stays open in Chromium, reloading
+itself as a viewer's page does, and every 5 s the age of the time its "Data as of" line shows is sampled: its
+p50 and p95 are the event-to-dashboard freshness. The age of the newest event in the warehouse itself is
+sampled beside it (the dashboard adds its refresh interval and query cache to that). The simulator's fleet is
+sized for the rate (``SMARTCITY_SIMULATOR_VEHICLES``), and the rate achieved is measured from Kafka's end offsets.
 
     .venv/bin/python -m bench.platform_start [--cold] [--vehicles 2500] [--minutes 10] [--record]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from bench.report import record_section
 from dashboard.data import kpis
@@ -84,6 +86,36 @@ def overview_shows_data(url: str) -> bool:
             return False
         finally:
             browser.close()
+
+
+AS_OF = re.compile(r"Data as of (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
+
+
+def shown_age_s(page: Page) -> float | None:
+    """Age of the time the open overview's "Data as of" line shows, or None while it shows none."""
+    line = page.get_by_text("Data as of")
+    match = AS_OF.search(line.first.inner_text()) if line.count() else None
+    if match is None:
+        return None
+    return (datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(match.group(1))).total_seconds()
+
+
+def sample_freshness(url: str, warehouse: str, minutes: float) -> tuple[list[float], list[float]]:
+    """(ages the open dashboard shows, ages of the warehouse's newest event), every ``SAMPLE_EVERY_S``."""
+    shown, stored = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        deadline = time.monotonic() + minutes * 60
+        while time.monotonic() < deadline:
+            time.sleep(SAMPLE_EVERY_S)
+            if (age := shown_age_s(page)) is not None:
+                shown.append(age)
+            if (age := data_age_s(warehouse)) is not None:
+                stored.append(age)
+        browser.close()
+    return shown, stored
 
 
 def data_age_s(warehouse: str) -> float | None:
@@ -152,19 +184,18 @@ def main() -> None:
                 time.sleep(2)
             to_data = time.monotonic() - started
             print(f"first dashboard page with data: {to_data:.0f}s", flush=True)
-            ages, first_total, window_start, window_epoch = [], kafka_total(settings), time.monotonic(), time.time()
-            while time.monotonic() - window_start < args.minutes * 60:
-                time.sleep(SAMPLE_EVERY_S)
-                if (age := data_age_s(settings.warehouse)) is not None:
-                    ages.append(age)
+            first_total, window_start, window_epoch = kafka_total(settings), time.monotonic(), time.time()
+            ages, stored = sample_freshness(url, settings.warehouse, args.minutes)
             rate = (kafka_total(settings) - first_total) / (time.monotonic() - window_start)
         finally:
             os.killpg(job.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
             job.wait(timeout=300)
         breakdown = cycle_breakdown(settings.paths.dagster_home, window_epoch)
     p50, p95 = percentile(ages, 50), percentile(ages, 95)
+    stored_p50, stored_p95 = percentile(stored, 50), percentile(stored, 95)
     print(f"rate into Kafka: {rate:,.0f} events/s over {args.minutes:g} min; {len(ages)} freshness samples")
-    print(f"freshness (age of the newest event on the dashboard): p50 {p50:.0f}s, p95 {p95:.0f}s (goal p95 ≤ 60 s)")
+    print(f"freshness (age of the data the open dashboard shows): p50 {p50:.0f}s, p95 {p95:.0f}s (goal p95 ≤ 60 s)")
+    print(f"age of the warehouse's newest event: p50 {stored_p50:.0f}s, p95 {stored_p95:.0f}s")
     print("lake sensor runs during the sampling, median seconds:")
     for part, seconds in breakdown:
         print(f"  {part}: {seconds:.1f}")
@@ -172,8 +203,9 @@ def main() -> None:
         mode = "cold (fresh clone, empty caches, `make run`)" if args.cold else "warm (`smartcity run`)"
         rows = [f"| first dashboard page with data, {mode} (goal warm ≤ 3 min) | {to_data:.0f} s |",
                 f"| simulator fleet / rate into Kafka | {args.vehicles:,} vehicles / {rate:,.0f} events/s |",
-                f"| freshness p50 (age of the newest event shown) | {p50:.0f} s |",
+                f"| freshness p50 (age of the data the open dashboard shows) | {p50:.0f} s |",
                 f"| freshness p95 (goal ≤ 60 s) | {p95:.0f} s |", f"| freshness max | {max(ages):.0f} s |",
+                f"| age of the warehouse's newest event, p50 / p95 | {stored_p50:.0f} s / {stored_p95:.0f} s |",
                 *(f"| lake sensor run, median: {part} | {seconds:.1f} s |" for part, seconds in breakdown)]  # fmt: skip
         flags = ("--cold " if args.cold else "") + f"--vehicles {args.vehicles} --minutes {args.minutes:g}"
         record_section(f"Main job: start to dashboard, and freshness ({'cold' if args.cold else 'warm'})",

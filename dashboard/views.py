@@ -1,7 +1,8 @@
 """The dashboard's pages: what each shows, drawn with Streamlit from the queries in :mod:`dashboard.data`.
 
-Queries are cached for the refresh interval and every page reloads itself at that interval; a missing or
-unreachable warehouse shows a message that says what to run or check instead of a traceback.
+Every page reloads itself at the refresh interval, and queries are cached for just under it (shared by every
+viewer), so each reload gets data at most that old; a missing or unreachable warehouse shows a message that
+says what to run or check instead of a traceback.
 """
 
 from __future__ import annotations
@@ -200,4 +201,6 @@ def show(render: Callable[[str], None], title: str) -> None:
     body()
 
 
-cached = st.cache_data(ttl=load_settings().dashboard_refresh_seconds, show_spinner=False)(run_query)
+# Just under the reload interval: a cache entry as old as the interval would be served by the next reload, and
+# what a viewer sees could then be two intervals behind the warehouse.
+cached = st.cache_data(ttl=load_settings().dashboard_refresh_seconds - 1, show_spinner=False)(run_query)
