@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     dashboard_host: str = Field("127.0.0.1", description="address the Streamlit dashboard listens on")
     dashboard_port: Port = Field(8501, description="port of the Streamlit dashboard (1-65535)")
     dashboard_refresh_seconds: int = Field(
-        10, ge=5, le=3600, description="how often the dashboard reloads its data, seconds (5-3600)"
+        5, ge=5, le=3600, description="how often the dashboard reloads its data, seconds (5-3600)"
     )
     dashboard_stale_minutes: int = Field(
         15, ge=1, description="the dashboard warns when the newest event is older than this, minutes"
