@@ -105,6 +105,7 @@ def dagster_url(settings: Settings) -> str:
 
 
 WORKSPACE = str(PROJECT_ROOT / "workspace.yaml")
+SPARK_CONNECT_HOST = "127.0.0.1"  # loopback only: whoever reaches the server can run Spark jobs on the lake
 PORT_GRACE_S = 10.0  # a server restarted after a crash may find its port not yet released
 
 
@@ -149,10 +150,14 @@ def start_spark(settings: Settings) -> Service:
 
     A run's processing then needs no JVM of its own (see smartcity_dagster/spark_connect.py).
     """
-    require_free_port("127.0.0.1", settings.spark_connect_port, "SPARK_CONNECT_PORT", grace=PORT_GRACE_S)
+    require_free_port(SPARK_CONNECT_HOST, settings.spark_connect_port, "SPARK_CONNECT_PORT", grace=PORT_GRACE_S)
     service = start_service(settings, "spark", [sys.executable, "-m", "smartcity_dagster.spark_connect"])
-    wait_for(lambda: _listens("127.0.0.1", settings.spark_connect_port), service, timeout=180)
+    wait_for(lambda: _listens(SPARK_CONNECT_HOST, settings.spark_connect_port), service, timeout=180)
     return service
+
+
+def spark_connect_address(settings: Settings) -> str:
+    return f"{SPARK_CONNECT_HOST}:{settings.spark_connect_port}"
 
 
 def _listens(host: str, port: int) -> bool:
@@ -278,7 +283,7 @@ def preflight(settings: Settings, names: list[str]) -> None:
     find_java(settings.java_home)
     ports = {"dagster": (settings.dagster_host, settings.dagster_port, "DAGSTER_PORT"),
              "dashboard": (settings.dashboard_host, settings.dashboard_port, "DASHBOARD_PORT"),
-             "spark": ("127.0.0.1", settings.spark_connect_port, "SPARK_CONNECT_PORT")}  # fmt: skip
+             "spark": (SPARK_CONNECT_HOST, settings.spark_connect_port, "SPARK_CONNECT_PORT")}  # fmt: skip
     for name in names:
         if name in ports and service_pid(settings, name) is None:
             require_free_port(*ports[name])
@@ -356,6 +361,6 @@ def banner(settings: Settings, names: list[str]) -> str:
         f"  Kafka          {settings.bootstrap_servers}  (smartcity kafka status | smartcity kafka tail TOPIC)\n"
         f"  simulator      {off_unless('simulator', f'real time, {settings.simulator_vehicles} vehicles')}\n"
         f"  stream         {off_unless('stream', f'Kafka → {settings.lake} (smartcity stream status)')}\n"
-        f"  Spark          {off_unless('spark', f'Connect server on 127.0.0.1:{settings.spark_connect_port}')}\n"
+        f"  Spark          {off_unless('spark', f'Connect server on {spark_connect_address(settings)}')}\n"
         f"  logs           {settings.paths.logs}\n"
     )

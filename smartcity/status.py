@@ -15,7 +15,7 @@ from smartcity.settings import Settings
 
 def components(settings: Settings) -> dict[str, str]:
     """Component → 'up …' or 'down'."""
-    from smartcity.platform import answers, dagster_url, dashboard_url, service_pid
+    from smartcity.platform import answers, dagster_url, dashboard_url, service_pid, spark_connect_address
     from spark_streaming.control import running_pid
 
     broker = LocalBroker(settings).running_pid()
@@ -24,7 +24,7 @@ def components(settings: Settings) -> dict[str, str]:
     return {
         "kafka": f"up (pid {broker}, {settings.bootstrap_servers})" if broker else "down",
         "stream": f"up (pid {stream})" if stream else "down",
-        "spark": f"up (pid {spark}, Spark Connect on 127.0.0.1:{settings.spark_connect_port})" if spark else "down",
+        "spark": f"up (pid {spark}, Spark Connect on {spark_connect_address(settings)})" if spark else "down",
         "daemon": f"up (pid {daemon})" if daemon else "down",
         "dagster": f"up ({dagster_url(settings)})" if answers(f"{dagster_url(settings)}/server_info") else "down",
         "dashboard": f"up ({dashboard_url(settings)})"

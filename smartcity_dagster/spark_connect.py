@@ -21,6 +21,7 @@ import secrets
 import signal
 from pathlib import Path
 
+from smartcity.platform import SPARK_CONNECT_HOST, service_pid, spark_connect_address
 from smartcity.settings import Settings, load_settings
 from smartcity_dagster.processing import SESSION_SETTINGS
 
@@ -67,8 +68,6 @@ def server_token(settings: Settings) -> str:
 
 def remote_url(settings: Settings) -> str | None:
     """The Spark Connect URL of the platform's server when it runs (a live pid file), else None."""
-    from smartcity.platform import service_pid
-
     if service_pid(settings, SERVICE) is None or not token_file(settings).exists():
         return None
     # "localhost" (not an address): the client then uses gRPC local credentials, which carry a token without TLS
@@ -88,7 +87,7 @@ def serve(settings: Settings) -> None:
     options = {
         **driver_settings(settings, "smartcity-processing"),
         "spark.plugins": PLUGIN,
-        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.address": SPARK_CONNECT_HOST,
         "spark.connect.grpc.binding.port": str(settings.spark_connect_port),
     }
     for key, value in options.items():
@@ -96,7 +95,7 @@ def serve(settings: Settings) -> None:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     jvm = SparkContext._gateway.proc  # the JVM's process, started by pyspark
-    print(f"Spark Connect server listening on 127.0.0.1:{settings.spark_connect_port}", flush=True)
+    print(f"Spark Connect server listening on {spark_connect_address(settings)}", flush=True)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after the JVM started: it must not inherit the mask
     while signal.sigtimedwait(stop_signals, 5.0) is None:
