@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from bench.report import record_section
 from dashboard.data import kpis
@@ -72,10 +72,15 @@ def command(cold: bool, scratch: Path, env: dict[str, str]) -> tuple[list[str], 
     return ["make", "run"], clone
 
 
+def chromium(playwright: Playwright) -> Browser:
+    """Debian's chromium, headless."""
+    return playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+
+
 def overview_shows_data(url: str) -> bool:
     """Headless Chromium opens the overview; True when its events tile shows a number above zero."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        browser = chromium(playwright)
         try:
             page = browser.new_page()
             page.goto(url)
@@ -104,7 +109,7 @@ def sample_freshness(url: str, warehouse: str, minutes: float) -> tuple[list[flo
     """(ages the open dashboard shows, ages of the warehouse's newest event), every ``SAMPLE_EVERY_S``."""
     shown, stored = [], []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        browser = chromium(playwright)
         page = browser.new_page()
         page.goto(url)
         deadline = time.monotonic() + minutes * 60
@@ -137,18 +142,18 @@ def percentile(values: list[float], q: float) -> float:
 def cycle_breakdown(dagster_home: Path, since: float) -> list[tuple[str, float]]:
     """Median seconds of each part of the lake sensor's successful runs created after ``since`` (epoch): the
     wait from the run's creation to its start (queue, launch, code load), each step, and the whole run."""
-    instance = DagsterInstance.from_config(str(dagster_home))
-    records = instance.get_run_records(
-        filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS], created_after=datetime.fromtimestamp(since, UTC),
-                           tags={"dagster/sensor_name": LAKE_SENSOR}))  # fmt: skip
     parts: dict[str, list[float]] = {}
-    for record in records:
-        created = record.create_timestamp.timestamp()
-        parts.setdefault("launch (created → started)", []).append(record.start_time - created)
-        for step in instance.get_run_step_stats(record.dagster_run.run_id):
-            if step.end_time is not None:
-                parts.setdefault(f"step {step.step_key}", []).append(step.end_time - step.start_time)
-        parts.setdefault("whole run (created → ended)", []).append(record.end_time - created)
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.get_run_records(
+            filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS], created_after=datetime.fromtimestamp(since, UTC),
+                               tags={"dagster/sensor_name": LAKE_SENSOR}))  # fmt: skip
+        for record in records:
+            created = record.create_timestamp.timestamp()
+            parts.setdefault("launch (created → started)", []).append(record.start_time - created)
+            for step in instance.get_run_step_stats(record.dagster_run.run_id):
+                if step.end_time is not None:
+                    parts.setdefault(f"step {step.step_key}", []).append(step.end_time - step.start_time)
+            parts.setdefault("whole run (created → ended)", []).append(record.end_time - created)
     return [(part, statistics.median(seconds)) for part, seconds in parts.items()]
 
 
