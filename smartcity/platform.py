@@ -340,13 +340,19 @@ def run_platform(settings: Settings, names: list[str]) -> None:
     except KeyboardInterrupt:
         log.info("stopping…")
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig in previous:  # a second Ctrl-C must not abandon the services half stopped
+            signal.signal(sig, _still_stopping)
         for service in reversed(services):
             service.stop()
         if not started.already_running:
             broker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.info("stopped")
+
+
+def _still_stopping(signum: int, _frame: FrameType | None) -> None:
+    log.warning("%s ignored: still stopping the services (each is killed if it hangs)", signal.Signals(signum).name)
 
 
 def banner(settings: Settings, names: list[str]) -> str:
