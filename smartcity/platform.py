@@ -334,7 +334,8 @@ def run_platform(settings: Settings, names: list[str]) -> None:
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        services += [SERVICES[name][0](settings) for name in SERVICES if name in names]
+        for name in [name for name in SERVICES if name in names]:  # one by one: a Ctrl-C here stops those started
+            services.append(SERVICES[name][0](settings))
         print(banner(settings, names), flush=True)
         _watch(settings, services)
     except KeyboardInterrupt:
