@@ -204,7 +204,9 @@ def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
         ~F.expr("is_valid_utf8(value)"),
         F.col("_j._corrupt").isNotNull(),
         F.col("_keys").isNull(),
-        F.size(F.array_except(F.col("_keys"), F.array(*[F.lit(f.name) for f in fields]))) > 0,
+        # More keys than known field names among them: an unknown field (or a repeated one, which the precise
+        # pass then judges). Unlike array_except, array_contains is compiled by codegen: a tenth of the stream's CPU.
+        F.size("_keys") > reduce(Column.__add__, [F.array_contains("_keys", f.name).cast("int") for f in fields]),
     ]
     for field in fields:
         if field.required:
