@@ -175,27 +175,26 @@ class BatchWriter:
         """
         storage = self.paths.lake.storage
         raw, quarantine = (storage.spark_uri(f"{stage}/{zone}/{topic}") for zone in ("raw", "quarantine"))
-        checked = fast_pass(batch.where(F.col("topic") == topic), contract).persist()
+        # Not cached: building a columnar cache of every checked record cost a tenth of the stream's CPU. The rare
+        # batch with suspects computes the fast pass again, from the cached batch.
+        checked = fast_pass(batch.where(F.col("topic") == topic), contract)
+        # One job writes the clean records and counts the suspects; the precise pass, a large plan, runs only when
+        # there are suspects, on them alone.
+        suspects = Observation()
+        counted = checked.observe(suspects, F.count_if("_suspect").alias("n"))
+        self._write_raw(clean_rows(counted, contract), contract, ingest_time, raw)
+        if suspects.get["n"] == 0:
+            return
+        diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
         try:
-            # One job writes the clean records and counts the suspects; the precise pass, a large plan, runs only
-            # when there are suspects, on them alone, from the cache.
-            suspects = Observation()
-            counted = checked.observe(suspects, F.count_if("_suspect").alias("n"))
-            self._write_raw(clean_rows(counted, contract), contract, ingest_time, raw)
-            if suspects.get["n"] == 0:
-                return
-            diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
-            try:
-                valid_suspects = Observation()
-                quarantined_rows(
-                    diagnosed.observe(valid_suspects, F.count_if(F.col("reason").isNull()).alias("n")), ingest_time
-                ).coalesce(1).write.mode("overwrite").partitionBy("ingest_date", "ingest_hour").parquet(quarantine)
-                if valid_suspects.get["n"] > 0:  # rare: rewrite, so that a batch stays one file per hour
-                    self._write_raw(clean_rows(checked, contract).unionByName(diagnosed), contract, ingest_time, raw)
-            finally:
-                diagnosed.unpersist()
+            valid_suspects = Observation()
+            quarantined_rows(
+                diagnosed.observe(valid_suspects, F.count_if(F.col("reason").isNull()).alias("n")), ingest_time
+            ).coalesce(1).write.mode("overwrite").partitionBy("ingest_date", "ingest_hour").parquet(quarantine)
+            if valid_suspects.get["n"] > 0:  # rare: rewrite, so that a batch stays one file per hour
+                self._write_raw(clean_rows(checked, contract).unionByName(diagnosed), contract, ingest_time, raw)
         finally:
-            checked.unpersist()
+            diagnosed.unpersist()
 
     @staticmethod
     def _write_raw(validated: DataFrame, contract: Contract, ingest_time: datetime, uri: str) -> None:
