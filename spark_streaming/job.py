@@ -269,6 +269,12 @@ def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -
     """Run the ingestion query until stopped (continuous) or until Kafka is drained (available-now)."""
     paths = StreamPaths.of(settings)
     verify_checkpoint(paths.checkpoint, fingerprint(settings))
+    if settings.lake_on_s3 and not available_now:
+        log.info(
+            "the lake is on S3, where hours are not compacted: each batch adds a file per topic and event hour, "
+            "up to %.0f per hour at a trigger of %gs (SMARTCITY_STREAM_TRIGGER_SECONDS)",
+            3600 / settings.stream_trigger_seconds, settings.stream_trigger_seconds,
+        )  # fmt: skip
     wait_for_kafka(settings, stop, attempts=3 if available_now else None)
     spark = spark_session(settings, "smartcity-raw-ingest")
     if threading.current_thread() is threading.main_thread():

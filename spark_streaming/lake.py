@@ -97,8 +97,10 @@ class Lake:
         """The lake's directory, for the operations that need a local file system (compaction)."""
         if not isinstance(self.storage, LocalStorage):
             raise PlatformError(
-                f"compaction works on a local lake only, not {self.storage!r}: S3 has no atomic directory swap, "
-                "so compacting there needs versioned partition locations in the Glue catalog (not built yet)"
+                f"compaction works on a local lake only, not {self.storage!r}: a reader listing S3 (a DuckDB glob, "
+                "an Athena table over the prefix) cannot see several object changes as one, so swapping an hour's "
+                "files would show its rows twice or not at all. On S3, keep files few with a longer trigger "
+                "interval (SMARTCITY_STREAM_TRIGGER_SECONDS); see docs/streaming.md"
             )
         return self.storage.root
 

@@ -102,7 +102,7 @@ def test_every_object_written_to_s3_is_encrypted_at_rest(s3_settings: Settings) 
 
 def test_compaction_is_refused_on_s3_with_the_reason(s3_settings: Settings) -> None:
     lake = Lake(storage_for(s3_settings.lake, s3_settings))
-    with pytest.raises(PlatformError, match="S3 has no atomic directory swap"):
+    with pytest.raises(PlatformError, match="cannot see several object changes as one"):
         lake.local_root()
 
 

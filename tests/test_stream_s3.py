@@ -65,6 +65,8 @@ def test_a_stream_killed_twice_publishes_every_record_once_to_s3_encrypted(
     lake = Lake(storage_for(s3_settings.lake, s3_settings))
     assert lake.storage.list_files(lake.staging) == [], "staging debris left behind"
     assert unencrypted_objects(lake.storage) == [], "objects not encrypted at rest"
+    log = (s3_settings.paths.logs / "stream.log").read_text()
+    assert "the lake is on S3, where hours are not compacted" in log and "up to 3600 per hour at a trigger of 1s" in log
     status = run_cli("stream", "status", env=environment)
     assert status.returncode == 0, status.stderr
     assert "total lag: 0" in status.stdout
