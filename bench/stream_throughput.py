@@ -11,6 +11,7 @@
    figures over the whole run, warm-up included, are reported beside them.
 
     .venv/bin/python -m bench.stream_throughput --events 1500000 --rate 10000 --seconds 60 [--record]
+    .venv/bin/python -m bench.stream_throughput --events 1500000 --profile stream.jfr   # where the CPU goes
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ def run(command: list[str], env: dict[str, str]) -> str:
     return result.stdout + result.stderr
 
 
-def throughput(root: Path, events: int, batch_records: int) -> tuple[float, float, int, int]:
-    """(sustained events/s after the first batch, events/s including JVM start, records, batches)."""
+def throughput(
+    root: Path, events: int, batch_records: int, profile: Path | None = None
+) -> tuple[float, float, int, int]:
+    """(sustained events/s after the first batch, events/s including JVM start, records, batches).
+
+    With ``profile``, the stream's JVM records a Java Flight Recorder CPU profile into that file.
+    """
     env = environment(root / "throughput", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER=str(batch_records))
+    if profile is not None:
+        recording = (
+            f"-XX:FlightRecorderOptions=stackdepth=256 -XX:StartFlightRecording=filename={profile},settings=profile"
+        )
+        env["JAVA_TOOL_OPTIONS"] = f"{env.get('JAVA_TOOL_OPTIONS', '')} {recording}".strip()
     run([*SMARTCITY, "simulate", "--speedup", "0", "--max-events", str(events), "--no-progress"], env)
     started = time.monotonic()
     output = run([*SMARTCITY, "stream", "start", "--available-now"], env)
@@ -139,6 +150,15 @@ def latency(root: Path, rate: int, seconds: int, warmup: int) -> dict[str, tuple
     }
 
 
+def profile(recording: Path, events: int, batch_records: int) -> None:
+    """Drain with the profiler on; its figures are slower than unprofiled ones, so they are never recorded."""
+    with tempfile.TemporaryDirectory(prefix="stream-profile-") as directory:
+        sustained, _, records, batches = throughput(Path(directory), events, batch_records, recording)
+    print(f"{records:,} records in {batches} batches, {sustained:,.0f} events/s sustained (profiled)")
+    print(f"profile: {recording}; read it with `jfr view hot-methods {recording}` (JDK 21 or later), "
+          f"`jfr print --events jdk.ExecutionSample {recording}`, or JDK Mission Control")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_500_000)
@@ -147,8 +167,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="length of the latency measurement")
     parser.add_argument("--warmup", type=int, default=30, help="seconds at the rate before it (JVM warm-up)")
     parser.add_argument("--record", action="store_true", help="write the figures to docs/benchmarks.md")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE.jfr",
+        help="only the throughput drain, with a Java Flight Recorder CPU profile of the stream written to FILE.jfr",
+    )
     args = parser.parse_args()
     LocalBroker(load_settings()).start()
+    if args.profile is not None:
+        profile(args.profile.resolve(), args.events, args.batch_records)
+        return
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as directory:
         root = Path(directory)
         sustained, with_jvm, records, batches = throughput(root, args.events, args.batch_records)
