@@ -46,6 +46,15 @@ def _lake_uri(value: str) -> str:
     return value
 
 
+def _checkpoint_uri(value: str) -> str:
+    if urlparse(value).scheme not in ("", "file"):
+        raise ValueError(
+            "the checkpoint needs a file system with atomic renames: a local or mounted directory, not "
+            f"'{value}' (the lake itself may be on S3)"
+        )
+    return value
+
+
 def _warehouse_url(value: str) -> str:
     scheme = urlparse(value).scheme.split("+", 1)[0]
     if scheme not in _WAREHOUSE_SCHEMES:
@@ -89,8 +98,8 @@ class Settings(BaseSettings):
     lake_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
         None, description="lake root: a local path or s3://bucket/prefix; defaults to <var_dir>/lake"
     )
-    checkpoint_uri: Annotated[str, AfterValidator(_lake_uri)] | None = Field(
-        None, description="Spark checkpoint root: a local path or s3://…; defaults to <var_dir>/checkpoints"
+    checkpoint_uri: Annotated[str, AfterValidator(_checkpoint_uri)] | None = Field(
+        None, description="Spark checkpoint root, a local or mounted directory; defaults to <var_dir>/checkpoints"
     )
     s3_endpoint_url: str | None = Field(
         None, description="S3 API endpoint for an S3-compatible server (http://host:port); defaults to AWS's own"
