@@ -7,7 +7,6 @@ required field, out of range, badly formatted or carrying unknown fields. Only s
 pass: parsed as VARIANT (``try_parse_json``), which keeps JSON token types, each check of
 :mod:`smartcity.contracts` runs in the order of ``QUARANTINE_REASONS`` and the first failure becomes the
 record's ``reason`` with a human ``reason_detail``; a suspect that passes every check is valid after all.
-One leniency remains from ``from_json``: a JSON number where the contract wants a string is kept as its text.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ SPARK_TYPES = {"string": "string", "uuid": "string", "timestamp": "timestamp", "
 _NUMERIC = r"^(BIGINT|INT|SMALLINT|TINYINT|DOUBLE|FLOAT|DECIMAL\(\d+,\d+\))$"
 _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+_JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 
 
 def _kafka_metadata() -> list[Column]:
@@ -179,6 +179,14 @@ def _fast_schema(contract: Contract) -> str:
     return ", ".join([*columns, "_corrupt string"])
 
 
+def _maybe_not_a_string(value: Column) -> Column:
+    """True when a string field's text could be another JSON value: ``from_json`` gives a string field any value
+    as its text (``true``, ``12``, ``{"a": 1}``). The precise pass tells a real string from those."""
+    first = F.substring(value, 1, 1)
+    looks_numeric = first.isin("-", *"0123456789") & value.rlike(_JSON_NUMBER)  # the pattern only when it may match
+    return value.isNotNull() & (first.isin("{", "[") | value.isin("true", "false") | looks_numeric)
+
+
 def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
     """Typed columns from ``from_json`` plus a ``_suspect`` flag for anything the precise pass must look at.
 
@@ -213,6 +221,8 @@ def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
             problems.append(F.col(field.name).isNull())
         if (in_range := _range_ok(field)) is not None:
             problems.append(F.col(field.name).isNotNull() & ~in_range)
+        elif field.type == "string":  # a listed value cannot be another JSON value; a free text could
+            problems.append(_maybe_not_a_string(F.col(field.name)))
         if field.type in ("uuid", "timestamp"):
             pattern = UUID_PATTERN if field.type == "uuid" else TIMESTAMP_PATTERN
             problems.append(F.col(f"_j.{field.name}").isNotNull() & ~F.col(f"_j.{field.name}").rlike(pattern))

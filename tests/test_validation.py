@@ -65,6 +65,15 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("unknown field with a null value", payload(colour=None), "unknown_field"),
     ("unknown field in place of an absent optional one", payload(mean_speed_kmh=..., colour=1), "unknown_field"),
     ("an object in an array", b"[" + payload() + b"]", "not_an_object"),
+    ("a boolean for a string", payload(camera_id=True), "wrong_type"),
+    ("an object for a string", payload(snapshot_key={"a": 1}), "wrong_type"),
+    ("an array for a string", payload(device_id=[1]), "wrong_type"),
+    ("a number for a string", payload(camera_id=7), "wrong_type"),
+    ("a negative float for a string", payload(snapshot_key=-1.5e3), "wrong_type"),
+    ("a boolean for a listed string", payload(congestion_level=False), "wrong_type"),
+    ("a string that reads as a number", payload(camera_id="7"), None),  # a suspect, valid
+    ("a string that reads as true", payload(snapshot_key="true"), None),  # a suspect, valid
+    ("a string starting with digits", payload(snapshot_key="0815-07.jpg"), None),
 ]
 
 
