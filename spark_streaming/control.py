@@ -15,7 +15,7 @@ from smartcity.errors import PlatformError
 from smartcity.kafka.admin import topic_offsets
 from smartcity.processes import graceful_stop, live_pid, spawn, terminate
 from smartcity.settings import Settings
-from spark_streaming.lake import compact_hour, last_committed_batch
+from spark_streaming.lake import compact_hour, compaction_lock, last_committed_batch, recover_compactions
 
 log = logging.getLogger(__name__)
 MARKER = "spark_streaming"
@@ -39,6 +39,11 @@ def run_foreground(settings: Settings, available_now: bool) -> None:
 
     settings.paths.ensure()
     own_pid = str(os.getpid())
+    if (other := running_pid(settings)) is not None and str(other) != own_pid:
+        raise PlatformError(
+            f"a stream already runs (pid {other}) on this checkpoint; two queries on one checkpoint would corrupt "
+            "it. Stop it first with `smartcity stream stop`."
+        )
     pid_file(settings).write_text(own_pid)  # so `stream status` and `stream stop` find a foreground run too
     try:
         with graceful_stop() as stop:  # SIGTERM/SIGINT: the running batch commits, then the query stops
@@ -127,13 +132,16 @@ def compact(settings: Settings, min_files: int = 2) -> list[Path]:
     paths = StreamPaths.of(settings)
     root = paths.lake.local_root()
     compacted = []
-    hour_dirs = [
-        *sorted((root / paths.lake.raw).glob("*/event_date=*/event_hour=*")),
-        *sorted((root / paths.lake.quarantine).glob("*/ingest_date=*/ingest_hour=*")),
-    ]
-    for hour_dir in hour_dirs:
-        if len(list(hour_dir.glob("*.parquet"))) >= min_files and (result := compact_hour(
-            paths.lake, hour_dir, paths.checkpoint
-        )):  # fmt: skip
-            compacted.append(result)
+    with compaction_lock(paths.lake):
+        for moved in recover_compactions(paths.lake):
+            log.warning("moved %s back into the lake: an interrupted compaction had stranded it", moved)
+        hour_dirs = [
+            *sorted((root / paths.lake.raw).glob("*/event_date=*/event_hour=*")),
+            *sorted((root / paths.lake.quarantine).glob("*/ingest_date=*/ingest_hour=*")),
+        ]
+        for hour_dir in hour_dirs:
+            if len(list(hour_dir.glob("*.parquet"))) >= min_files and (result := compact_hour(
+                paths.lake, hour_dir, paths.checkpoint
+            )):  # fmt: skip
+                compacted.append(result)
     return compacted

@@ -66,8 +66,6 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
         .config("spark.driver.memory", settings.spark_driver_memory)
         # The throughput collector: about 10 % more events/s than G1 in bench/stream_throughput.py, short pauses
         .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.parquet.compression.codec", "zstd")
@@ -79,8 +77,9 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
     if settings.lake_on_s3:
         for key, value in settings.spark_s3_options.items():
             builder = builder.config(f"spark.hadoop.{key}", value)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, whose master and addresses win
         builder = builder.master(settings.spark_master)
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
@@ -115,6 +114,19 @@ def verify_checkpoint(checkpoint: Path, expected: dict[str, object]) -> None:
     marker.write_text(json.dumps(expected, indent=2, sort_keys=True))
 
 
+def verify_lake(checkpoint: Path, lake: Lake) -> None:
+    """Refuse a new checkpoint over a lake that has published batches: batch ids would start at 0 again."""
+    if (checkpoint / "offsets").exists():
+        return
+    if published := lake.storage.list_files(lake.batches, ".json"):
+        raise PlatformError(
+            f"the checkpoint {checkpoint} is new, but the lake {lake.storage!r} already holds {len(published)} "
+            "published batch(es) of another checkpoint: starting from the earliest offsets would number batches "
+            "from 0 again, overwrite their files and duplicate the rest. Restore that checkpoint, or start over "
+            "deliberately with an empty lake as well (move both aside)."
+        )
+
+
 def wait_for_kafka(settings: Settings, stop: threading.Event, attempts: int | None) -> None:
     """Retry with exponential backoff until Kafka is ready; give up after ``attempts`` (None: never)."""
     delay, attempt = 1.0, 0
@@ -139,7 +151,6 @@ class BatchWriter:
         started = time.monotonic()
         lake = self.paths.lake
         lake.forget_intents(before=batch_id)  # batches before this one are in Spark's commit log
-        lake.undo_publish(batch_id)  # a replay: take back what an interrupted attempt published
         stage = lake.stage(batch_id)
         lake.storage.delete_prefix(stage)
         ingest_time = batch_timestamp(self.paths.checkpoint, batch_id)
@@ -238,17 +249,30 @@ def start_query(spark: SparkSession, settings: Settings, paths: StreamPaths, ava
 
 
 def _await(query: StreamingQuery, stop: threading.Event) -> None:
-    """Wait for the query to end; on a stop request, let the running batch commit, then stop it."""
+    """Wait for the query to end; on a stop request, let the running batch commit, then stop it.
+
+    The stop comes once the trigger is idle or the query has reported progress past the request (Spark reports
+    a batch's progress after writing it to its commit log), so a backlog does not delay it. A batch Spark
+    starts in the moment before the stop is interrupted before it publishes anything and runs again, with the
+    same offsets, after a restart.
+    """
     while query.isActive:
         if stop.is_set():
-            while query.isActive and query.status.get("isTriggerActive"):
+            before = _last_committed(query)
+            while query.isActive and query.status.get("isTriggerActive") and _last_committed(query) == before:
                 time.sleep(0.1)
+            log.info("stopping; the last batch this run committed: %s", _last_committed(query))
             query.stop()
             break
         query.awaitTermination(0.5)
     error = query.exception()
     if error is not None:
         raise StreamingQueryException(error.desc, error.stackTrace)  # type: ignore[arg-type]
+
+
+def _last_committed(query: StreamingQuery) -> int | None:
+    progress = query.lastProgress
+    return None if progress is None else progress["batchId"]
 
 
 def _kafka_trouble(error: Exception) -> bool:
@@ -268,6 +292,7 @@ def _kafka_trouble(error: Exception) -> bool:
 def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -> None:
     """Run the ingestion query until stopped (continuous) or until Kafka is drained (available-now)."""
     paths = StreamPaths.of(settings)
+    verify_lake(paths.checkpoint, paths.lake)
     verify_checkpoint(paths.checkpoint, fingerprint(settings))
     if settings.lake_on_s3 and not available_now:
         log.info(

@@ -22,6 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +30,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from smartcity.atomic import exchange
+from smartcity.atomic import exchange, exclusive
 from smartcity.errors import PlatformError
 from spark_streaming.storage import LocalStorage, Storage
 
 _BATCH_FILE = re.compile(r"^part-b(\d{12})(?:-\d+)?\.parquet$")
 _COMPACTED_FILE = re.compile(r"^compacted-b(\d{12})\.parquet$")
+_COMPACTION = "compact-"
+"""Prefix of a compaction's staging directory under ``_staging``."""
 
 
 def batch_file_name(batch_id: int, index: int = 0) -> str:
@@ -69,19 +72,20 @@ class Lake:
         ]
 
     def publish(self, batch_id: int, moves: list[tuple[str, str]]) -> None:
-        """Record the intent, then move each staged file into place (each one appears complete at once)."""
-        self.storage.write_json(self._intent(batch_id), [final for _, final in moves])
+        """Record the intent, then move each staged file into place (each one appears complete at once).
+
+        A replay of an interrupted attempt has the same offsets, so it publishes the same rows under the same
+        names: each file replaces its earlier self, and a reader never sees the batch's rows vanish. Files of
+        the earlier attempt that this one does not publish are taken back first (missing rows for a moment
+        rather than rows twice); the intent covers both attempts until then, so a crash in between loses none.
+        """
+        finals = [final for _, final in moves]
+        earlier = self.storage.read_json(self._intent(batch_id)) or []
+        leftovers = sorted(set(earlier) - set(finals))
+        self.storage.write_json(self._intent(batch_id), sorted(set(earlier) | set(finals)))
+        self.storage.delete(leftovers)
         for staged, final in moves:
             self.storage.publish_file(staged, final)
-
-    def undo_publish(self, batch_id: int) -> list[str]:
-        """Delete what an earlier, uncommitted attempt of ``batch_id`` published; return the deleted keys."""
-        removed = self.storage.read_json(self._intent(batch_id))
-        if removed is None:
-            return []
-        self.storage.delete(removed)
-        self.storage.delete([self._intent(batch_id)])
-        return removed
 
     def forget_intents(self, before: int) -> None:
         """Intents of committed batches are no longer needed: a committed batch is never replayed."""
@@ -163,8 +167,8 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     if len(inputs) < 2:
         return None
     newest = max(_batch_of(f) for f in inputs)
-    staging = root / lake.staging / f"compact-{os.getpid()}-{time.monotonic_ns()}"
-    new_dir = staging / hour_dir.name
+    staging = root / lake.staging / f"{_COMPACTION}{os.getpid()}-{time.monotonic_ns()}"
+    new_dir = staging / hour_dir.relative_to(root)  # the hour's own path: what recover_compactions needs
     new_dir.mkdir(parents=True)
     table = pa.concat_tables([pq.ParquetFile(f).read() for f in inputs], promote_options="default")
     compacted = new_dir / f"compacted-b{newest:012d}.parquet"
@@ -179,6 +183,36 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
         os.replace(late, hour_dir / late.name)  # a batch published while we compacted
     shutil.rmtree(staging)
     return hour_dir / compacted.name
+
+
+def recover_compactions(lake: Lake) -> list[Path]:
+    """Finish compactions that died: move batch files stranded in their staging directories back into the lake.
+
+    A compaction that dies after its swap leaves the hour's previous directory in staging, and in it any batch
+    file published during the rewrite. Such a file is newer than the hour's compacted file and missing from
+    the hour, so it is moved back; the compaction's inputs, and its own new directory when it died before the
+    swap, are only deleted. Call it holding the compaction lock (:func:`compaction_lock`), never beside a
+    running compaction. Returns the files moved back.
+    """
+    root = lake.local_root()
+    moved = []
+    for staging in sorted((root / lake.staging).glob(f"{_COMPACTION}*")):
+        for stranded in sorted(staging.glob("*/*/*/*")):  # <zone>/<topic>/<date>/<hour>, as in the lake
+            hour_dir = root / stranded.relative_to(staging)
+            compacted = [_batch_of(f) for f in hour_dir.glob("compacted-b*.parquet")]
+            newest = max(compacted, default=-1)
+            for file in sorted(stranded.glob("part-b*.parquet")):
+                if _batch_of(file) > newest and not (hour_dir / file.name).exists():
+                    hour_dir.mkdir(parents=True, exist_ok=True)
+                    os.replace(file, hour_dir / file.name)
+                    moved.append(hour_dir / file.name)
+        shutil.rmtree(staging)
+    return moved
+
+
+def compaction_lock(lake: Lake) -> AbstractContextManager[None]:
+    """One compaction at a time per lake (the CLI and the Dagster schedule may both run one)."""
+    return exclusive(lake.local_root() / "_stream" / "compaction.lock")
 
 
 def _batch_of(file: Path) -> int:

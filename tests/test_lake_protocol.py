@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -11,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from smartcity.atomic import exchange
 from smartcity.errors import PlatformError
 from smartcity.settings import Settings
-from spark_streaming.lake import Lake, compact_hour, last_committed_batch
+from spark_streaming.lake import Lake, compact_hour, last_committed_batch, recover_compactions
 from spark_streaming.storage import LocalStorage, Storage, storage_for
 from tests.conftest import unencrypted_objects
 
@@ -72,13 +74,28 @@ def test_published_names_derive_from_the_batch(lake: Lake) -> None:
     assert lake.storage.list_files(lake.stage(7)) == []
 
 
-def test_a_replayed_batch_replaces_instead_of_adding(lake: Lake) -> None:
+def test_a_replayed_batch_replaces_its_files_in_place(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     publish(lake, 3, range(0, 10))
-    # The attempt crashed before Spark committed batch 3; the replay writes two files where there was one.
-    assert lake.undo_publish(3) == [f"raw/{HOUR}/part-b000000000003.parquet"]
+    # The attempt crashed before Spark committed batch 3; the replay has the same offsets and the same names.
+    deleted: list[str] = []
+    delete = lake.storage.delete
+
+    def recording_delete(keys: Iterable[str]) -> None:
+        deleted.extend(keys := list(keys))
+        delete(keys)
+
+    monkeypatch.setattr(lake.storage, "delete", recording_delete)
+    publish(lake, 3, range(0, 10))
+    assert deleted == [], "a replay took a file away before replacing it: readers would miss its rows"
+    assert offsets_seen(lake) == list(range(10))
+
+
+def test_a_replay_takes_back_what_it_does_not_publish_again(lake: Lake) -> None:
     stage_file(lake, 3, range(0, 5), "a.parquet")
-    stage_file(lake, 3, range(5, 10), "b.parquet")
+    stage_file(lake, 3, range(5, 10), "b.parquet")  # the first attempt wrote two files where a replay writes one
     lake.publish(3, lake.plan(f"{lake.stage(3)}/raw/vehicle_data", "raw/vehicle_data", 3))
+    publish(lake, 3, range(0, 10))
+    assert lake.storage.list_files(lake.raw) == [f"raw/{HOUR}/part-b000000000003.parquet"]
     assert offsets_seen(lake) == list(range(10))
 
 
@@ -86,7 +103,7 @@ def test_intents_of_committed_batches_are_forgotten(lake: Lake) -> None:
     publish(lake, 1, range(0, 5))
     publish(lake, 2, range(5, 10))
     lake.forget_intents(before=2)
-    assert lake.undo_publish(1) == []  # batch 1 is committed: never taken back
+    assert lake.storage.list_files(lake.intents) == [f"{lake.intents}/000000000002.json"]
     assert offsets_seen(lake) == list(range(10))
 
 
@@ -161,6 +178,37 @@ def test_readers_never_see_a_mix_while_compacting(tmp_path: Path) -> None:
     assert problems == []
     assert reads["ok"] > 10
     assert glob_offsets(root) == list(range(next_offset))
+
+
+@pytest.mark.parametrize("dies_after_the_swap", [False, True])
+def test_a_batch_published_while_compacting_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_after_the_swap: bool
+) -> None:
+    lake, root, checkpoint = local_lake(tmp_path)
+    for batch in range(3):
+        publish(lake, batch, range(batch * 10, batch * 10 + 10))
+    commit(checkpoint, 2)
+
+    def swap_after_a_late_publish(first: Path, second: Path) -> None:
+        publish(lake, 3, range(30, 40))  # lands in the hour's current directory, which the swap retires
+        exchange(first, second)
+        if dies_after_the_swap:
+            raise KeyboardInterrupt("killed between the swap and moving late files across")
+
+    monkeypatch.setattr("spark_streaming.lake.exchange", swap_after_a_late_publish)
+    if dies_after_the_swap:
+        with pytest.raises(KeyboardInterrupt):
+            compact_hour(lake, root / lake.raw / HOUR, checkpoint)
+        assert glob_offsets(root) == list(range(30)), "the late batch should be stranded in staging"
+        assert recover_compactions(lake) == [root / lake.raw / HOUR / "part-b000000000003.parquet"]
+    else:
+        compact_hour(lake, root / lake.raw / HOUR, checkpoint)
+    assert glob_offsets(root) == list(range(40))
+    assert sorted(p.name for p in (root / lake.raw / HOUR).iterdir()) == [
+        "compacted-b000000000002.parquet",
+        "part-b000000000003.parquet",
+    ]
+    assert list((root / lake.staging).glob("compact-*")) == []
 
 
 def test_unexpected_files_are_reported(tmp_path: Path) -> None:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyspark
 import pytest
 
+from smartcity.jars import SPARK_KAFKA, classpath
 from smartcity.kafka.broker import LocalBroker
-from smartcity.settings import Settings
+from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
+from spark_streaming.job import StreamPaths
 from tests.conftest import SMARTCITY, run_cli, settings_from
 from tests.graph import run_graph, sensor_hours
 from tests.pipeline import (
@@ -117,26 +120,77 @@ def test_unreachable_broker_gives_up_with_a_clear_error(private_environment: dic
     assert "cannot reach Kafka" in result.stderr and "gave up after 3 attempts" in result.stderr
 
 
-def test_clean_stop_then_restart_resumes_where_it_stopped(
+def test_a_missing_topic_gives_up_with_a_clear_error(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+    environment = {**stream_environment(settings, tmp_path), "SMARTCITY_GPS_TOPIC": f"missing_{tmp_path.name}"}
+    result = run_cli("stream", "start", "--available-now", env=environment)
+    assert result.returncode == 1
+    assert f"topic(s) missing_{tmp_path.name} do not exist" in result.stderr and "gave up after 3" in result.stderr
+
+
+def test_a_new_checkpoint_over_a_published_lake_is_refused(drained: dict, tmp_path: Path) -> None:
+    fresh = {**drained["environment"], "SMARTCITY_CHECKPOINT_URI": str(tmp_path / "new-checkpoints")}
+    result = run_cli("stream", "start", "--available-now", env=fresh)
+    assert result.returncode == 1
+    assert "is new, but the lake" in result.stderr and "published batch(es) of another checkpoint" in result.stderr
+
+
+def test_a_stop_during_a_backlog_commits_the_running_batch_and_a_restart_resumes(
     broker: LocalBroker, settings: Settings, tmp_path: Path
 ) -> None:
-    environment = stream_environment(settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="2")
+    environment = stream_environment(
+        settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="1", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="1000"
+    )
+    checkpoint = StreamPaths.of(settings_from(environment)).checkpoint
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    simulate(environment, first, "--seed", "1", "--max-events", "5000")
+    simulate(environment, first, "--seed", "1", "--max-events", "40000")  # a backlog of about 40 batches
     started = run_cli("stream", "start", env=environment)
     assert started.returncode == 0, started.stderr
     try:
-        wait_for_batches(environment, 0)
+        wait_for_batches(environment, 1)
+        twice = run_cli("stream", "start", "--available-now", env=environment)
+        assert twice.returncode == 1 and "a stream already runs" in twice.stderr
+        running = max(int(path.name) for path in (checkpoint / "offsets").iterdir() if path.name.isdigit())
         stopped = run_cli("stream", "stop", env=environment)
         assert stopped.returncode == 0 and "stream stopped" in stopped.stdout, stopped.stderr
     finally:
         stop_stream(environment)
+    assert (checkpoint / "commits" / str(running)).exists(), "the batch running at the stop did not commit"
+    status = run_cli("stream", "status", env=environment)
+    lag = int(next(line for line in status.stdout.splitlines() if line.startswith("total lag:")).split(":")[1])
+    assert lag > 0, "the stop waited for the whole backlog instead of the running batch"
     simulate(environment, second, "--seed", "2", "--max-events", "5000")
     drain(environment)
     assert_exactly_once(environment, ledger_rows(first, second))
-    manifests = sorted((Path(settings_from(environment).lake) / "_stream" / "batches").glob("*.json"))
-    batch_ids = [json.loads(path.read_text())["batch_id"] for path in manifests]
-    assert batch_ids == list(range(len(batch_ids)))  # each batch published once: nothing re-read
+
+
+def test_spark_submit_runs_the_stream(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+    """The cluster entry point, on a local master: spark-submit's master and driver addresses win over ours."""
+    environment = stream_environment(settings, tmp_path)
+    ledger = tmp_path / "ledger.csv"
+    simulate(environment, ledger, "--seed", "5", "--max-events", "3000", *FAULTS)
+    jars = ",".join(str(jar) for jar in classpath(settings, SPARK_KAFKA))
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    command = [
+        str(submit),
+        "--master",
+        "local[2]",
+        "--jars",
+        jars,
+        "spark_streaming/__main__.py",
+        "--mode",
+        "available-now",
+    ]
+    result = subprocess.run(
+        command,
+        env={**os.environ, **environment, "PYSPARK_PYTHON": sys.executable},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_exactly_once(environment, ledger_rows(ledger))
 
 
 def test_sigkill_three_times_during_200k_events_loses_and_duplicates_nothing(
