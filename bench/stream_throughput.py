@@ -34,6 +34,7 @@ from bench.report import record_section
 from smartcity.kafka.admin import ensure_topics
 from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import PROJECT_ROOT, load_settings
+from spark_streaming.job import QUERY_NAME
 
 SMARTCITY = [sys.executable, "-m", "smartcity"]
 LATENCY_TRIGGER_S = 1
@@ -98,13 +99,12 @@ def throughput(root: Path, events: int, batch_records: int, profile: Path | None
     wall = time.monotonic() - started
     batches = {int(b): (int(raw) + int(bad), float(s)) for b, raw, bad, s in BATCH_LINE.findall(output)}
     full = [b for b in sorted(batches) if b > 0 and batches[b][0] >= batch_records // 2]  # JVM warm, full
-    commits = Path(env["SMARTCITY_CHECKPOINT_URI"]) / "raw_ingest" / "commits"
-    nan = float("nan")
+    total = sum(count for count, _ in batches.values())
     if not full:
-        return Drain(sum(c for c, _ in batches.values()), len(batches), nan, nan, nan)
+        return Drain(total, len(batches), float("nan"), float("nan"), total / wall)
+    commits = Path(env["SMARTCITY_CHECKPOINT_URI"]) / QUERY_NAME / "commits"
     records = sum(batches[b][0] for b in full)
     between = (commits / str(full[-1])).stat().st_mtime - (commits / str(full[0] - 1)).stat().st_mtime
-    total = sum(count for count, _ in batches.values())
     return Drain(total, len(batches), records / between, records / sum(batches[b][1] for b in full), total / wall)
 
 
