@@ -55,7 +55,9 @@ class Lake:
     batches = "_stream/batches"
     """One JSON manifest per published batch: rows per table and partition, quarantine reasons."""
     intents = "_stream/intents"
-    """Per batch, the files its publication will create: what a replay of that batch takes back first."""
+    """Per batch, the files its publication creates: what a replay of that batch takes back if it does not
+    publish them again."""
+    compaction_lock_file = "_stream/compaction.lock"
 
     def stage(self, batch_id: int) -> str:
         return f"{self.staging}/batch-{batch_id:012d}"
@@ -212,7 +214,7 @@ def recover_compactions(lake: Lake) -> list[Path]:
 
 def compaction_lock(lake: Lake) -> AbstractContextManager[None]:
     """One compaction at a time per lake (the CLI and the Dagster schedule may both run one)."""
-    return exclusive(lake.local_root() / "_stream" / "compaction.lock")
+    return exclusive(lake.local_root() / lake.compaction_lock_file)
 
 
 def _batch_of(file: Path) -> int:
