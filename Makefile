@@ -1,5 +1,5 @@
 # The two commands of the README; both set up what is missing first (scripts/bootstrap.sh).
-.PHONY: run test setup lint format clean-var
+.PHONY: run test check setup lint format clean-var
 
 run:  ## set up, then run the platform in the foreground (Ctrl-C stops it)
 	./scripts/bootstrap.sh run
@@ -7,7 +7,10 @@ run:  ## set up, then run the platform in the foreground (Ctrl-C stops it)
 test:  ## set up, then run the whole test suite
 	./scripts/bootstrap.sh test
 
-setup:  ## set up only: .venv from uv.lock, JVM jars under var/jars
+check:  ## the edit loop: lint and the unit tier (no JVM, a few minutes)
+	./scripts/bootstrap.sh check
+
+setup:  ## set up only: .venv from uv.lock, JVM jars under var/jars, the dbt manifest
 	./scripts/bootstrap.sh
 
 lint:  ## ruff lint and format check
@@ -16,6 +19,6 @@ lint:  ## ruff lint and format check
 format:
 	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
 
-clean-var:  ## stop the broker and delete everything written at run time (keeps resolved jars)
-	-.venv/bin/smartcity kafka stop
+clean-var:  ## stop every service and delete everything written at run time (keeps resolved jars)
+	-.venv/bin/smartcity down
 	find var -mindepth 1 -maxdepth 1 ! -name jars -exec rm -rf {} +

@@ -24,9 +24,9 @@ from bench.report import record_section
 from dashboard import data
 from dashboard.warehouse import query
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity.settings import load_settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
 from tests.graph import run_graph
 
 EVENTS_PER_HOUR = 1_000_000

@@ -22,9 +22,9 @@ from bench.report import record_section
 from simulator.city import Scenario
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity.settings import load_settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
 
 STEPS = ("catalog", "processed", "gold", "warehouse")
 # Each vehicle and its GPS unit report every second: 140 vehicles emit about 1M events an hour.

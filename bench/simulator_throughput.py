@@ -24,7 +24,7 @@ from simulator.faults import FaultInjector, FaultRates
 from simulator.run import SimulationOptions, Summary, _Delivery, produce, producer_config, send
 from simulator.stream import messages
 from smartcity.kafka.admin import ensure_topics
-from smartcity.kafka.broker import LocalBroker
+from smartcity.kafka.broker import broker_service
 from smartcity.settings import Settings, load_settings
 
 START = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_settings()
-    LocalBroker(base).start()
+    broker_service(base).start()
     options = SimulationOptions(
         Scenario(vehicles=args.vehicles), seed=1, start=START, speedup=0, max_events=args.events, progress=False
     )

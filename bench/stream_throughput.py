@@ -32,11 +32,11 @@ import duckdb
 
 from bench.report import record_section
 from smartcity.kafka.admin import ensure_topics
-from smartcity.kafka.broker import LocalBroker
+from smartcity.kafka.broker import broker_service
 from smartcity.settings import PROJECT_ROOT, load_settings
-from spark_streaming.job import QUERY_NAME
+from spark_streaming.paths import QUERY_NAME
 
-SMARTCITY = [sys.executable, "-m", "smartcity"]
+SMARTCITY = [sys.executable, "-m", "smartcity_ops"]
 LATENCY_TRIGGER_S = 1
 """The latency run's trigger interval: a latency goal of seconds needs a batch every second or so."""
 BATCH_LINE = re.compile(r"batch (\d+): (\d+) raw rows, (\d+) quarantined, published in ([\d.]+)s")
@@ -200,7 +200,7 @@ def main() -> None:
         help="only the throughput drain, with a Java Flight Recorder CPU profile of the stream written to FILE.jfr",
     )
     args = parser.parse_args()
-    LocalBroker(load_settings()).start()
+    broker_service(load_settings()).start()
     if args.profile is not None:
         profile(args.profile.resolve(), args.events, args.batch_records)
         return

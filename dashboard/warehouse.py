@@ -9,7 +9,6 @@ or :class:`NoData` with a message that says what to run or check.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlparse
 
 import duckdb
 import pandas as pd
@@ -17,7 +16,7 @@ import psycopg
 
 from smartcity.duckdb_files import connect
 from smartcity.errors import PlatformError
-from smartcity.settings import duckdb_file, redact_url
+from smartcity.warehouse_url import parse_warehouse_url, redact
 
 LOCK_WAIT_S = 30.0
 
@@ -52,15 +51,14 @@ def _postgres_query(url: str, sql: str, params: list) -> pd.DataFrame:
     except psycopg.errors.UndefinedTable as error:
         raise NoData(str(error).splitlines()[0]) from error
     except psycopg.OperationalError as error:
-        raise WarehouseUnavailable(f"cannot reach {redact_url(url)}: {str(error).strip()}") from error
+        raise WarehouseUnavailable(f"cannot reach {redact(url)}: {str(error).strip()}") from error
 
 
 def query(url: str, sql: str, params: list | None = None) -> pd.DataFrame:
     """Run a read-only query (``?`` placeholders, portable SQL) against the warehouse at ``url``."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.split("+", 1)[0]
-    if scheme == "duckdb":
-        return _duckdb_query(duckdb_file(url), sql, params or [])
-    if scheme == "postgresql":
-        return _postgres_query(url.replace(parsed.scheme + "://", "postgresql://", 1), sql, params or [])
-    raise WarehouseUnavailable(f"the dashboard reads duckdb:/// or postgresql:// warehouses, not {redact_url(url)}")
+    warehouse = parse_warehouse_url(url)
+    if warehouse.engine == "duckdb":
+        return _duckdb_query(warehouse.duckdb_file, sql, params or [])
+    if warehouse.engine == "postgresql":
+        return _postgres_query(warehouse.url, sql, params or [])
+    raise WarehouseUnavailable(f"the dashboard reads duckdb:/// or postgresql:// warehouses, not {warehouse.redacted}")

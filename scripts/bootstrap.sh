@@ -2,6 +2,7 @@
 # Idempotent set-up for a fresh machine, then run what was asked:
 #   scripts/bootstrap.sh run    set up, then run the platform (what `make run` does)
 #   scripts/bootstrap.sh test   set up, install the system tools the tests use, then run pytest (`make test`)
+#   scripts/bootstrap.sh check  the Python environment and system tools, then the unit tier (`make check`; no JDK)
 #   scripts/bootstrap.sh        set up only
 # Needs Python 3.11+ and a JDK 17+; everything else comes from the package registries.
 set -euo pipefail
@@ -28,8 +29,6 @@ if ! .venv/bin/uv --version 2>/dev/null | grep -q " $UV_VERSION"; then
 fi
 say "syncing the Python environment with uv.lock"
 .venv/bin/uv sync --frozen --quiet
-say "resolving JVM jars (first run only)"
-.venv/bin/smartcity setup
 
 # System packages the tests drive; installed from Debian's archive when missing.
 apt_install() {
@@ -45,20 +44,36 @@ apt_install() {
     || die "could not install ${missing[*]}; install them by hand"
 }
 
+test_tools() {
+  if ! command -v docker-compose >/dev/null; then apt_install docker-compose; fi
+  # a real PostgreSQL server for the warehouse tests (started per test session on loopback)
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then apt_install postgresql; fi
+  # the dashboard's browser test drives Debian's chromium headless (Playwright, no browser download)
+  if ! command -v chromium >/dev/null; then apt_install chromium; fi
+}
+
+setup() {
+  say "resolving JVM jars and preparing the dbt project (first run only)"
+  .venv/bin/smartcity setup
+}
+
 case "${1:-}" in
   run)
     shift
+    setup
     exec .venv/bin/smartcity run "$@"
     ;;
   test)
     shift
-    if ! command -v docker-compose >/dev/null; then apt_install docker-compose; fi
-    # a real PostgreSQL server for the warehouse tests (started per test session on loopback)
-    if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then apt_install postgresql; fi
-    # the dashboard's browser test drives Debian's chromium headless (Playwright, no browser download)
-    if ! command -v chromium >/dev/null; then apt_install chromium; fi
+    setup
+    test_tools
     exec .venv/bin/pytest "$@"
     ;;
-  "") ;;
-  *) die "unknown action '$1' (use: run, test, or nothing to only set up)" ;;
+  check)
+    shift
+    test_tools
+    exec .venv/bin/pytest -m unit "$@"
+    ;;
+  "") setup ;;
+  *) die "unknown action '$1' (use: run, test, check, or nothing to only set up)" ;;
 esac

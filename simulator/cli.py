@@ -1,10 +1,10 @@
-"""Turn `smartcity simulate` options into a run and an exit status."""
+"""`smartcity simulate`: its options, validated together into a run, and the run's exit status."""
 
 from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,6 +14,7 @@ import click
 from simulator.city import Scenario, start_of
 from simulator.faults import FAULT_KINDS, FaultRates
 from simulator.run import SimulationOptions, dry_run, produce
+from smartcity.commands import with_settings
 from smartcity.errors import PlatformError
 from smartcity.settings import Settings
 
@@ -70,3 +71,70 @@ def simulate(settings: Settings, values: dict[str, Any]) -> int:
             summary = dry_run(settings, options, out)
     click.echo(summary.render(dry_run=target is not None), err=True)
     return 0 if summary.ok or (target is not None and summary.error is None) else 1
+
+
+def _fault_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One ``--<kind>-rate`` option per fault kind, plus ``--malformed-rate`` spread over the malformed kinds."""
+    for kind in reversed(FAULT_KINDS):
+        command = click.option(
+            f"--{kind.replace('_', '-')}-rate",
+            kind,
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            help=f"Fraction of events sent as {kind.replace('_', ' ')}.",
+        )(command)
+    return click.option(
+        "--malformed-rate",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        help="Fraction of malformed events, spread evenly over the six malformed kinds.",
+    )(command)
+
+
+@click.command("simulate")
+@click.option("--vehicles", type=click.IntRange(min=1), default=50, show_default=True, help="Fleet size.")
+@click.option("--cameras", type=click.IntRange(min=1), default=12, show_default=True, help="Traffic cameras.")
+@click.option("--weather-stations", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--incidents-per-hour", type=click.FloatRange(min=0), default=12.0, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Cap on messages per second (0: no cap).",
+)
+@click.option(
+    "--speedup",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second (1: real time; 0: as fast as possible).",
+)
+@click.option("--max-events", type=click.IntRange(min=1), help="Stop after generating this many events.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--seed", type=int, help="Random seed; the same seed and --start give the same events.")
+@click.option("--start", help="Simulated start time, ISO 8601 (default: now, UTC).")
+@click.option(
+    "--dry-run",
+    "dry_run_to",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write JSON lines to this file ('-' for stdout) instead of sending to Kafka.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV of every acknowledged message: event_id, topic, partition, offset, valid, fault.",
+)
+@click.option(
+    "--delivery-timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds before an undelivered message counts as failed.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@_fault_options
+@with_settings
+def simulate_command(settings: Settings, **options: Any) -> None:
+    """Simulate the city's devices and send their events to Kafka (or to a file with --dry-run)."""
+    sys.exit(simulate(settings, options))

@@ -1,5 +1,9 @@
-"""Processes the platform starts in the background (broker, stream, the main job's services): start, find,
-stop, and stop gracefully on a signal."""
+"""Processes the platform starts in the background: spawn one in a session of its own, recognise it again from its
+pid, and stop it together with everything it started.
+
+Each spawned process leads a process group (its own session), so stopping a service reaches the processes it
+started too (a Dagster code server, a Spark JVM) even when they outlive their parent.
+"""
 
 from __future__ import annotations
 
@@ -10,57 +14,66 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from smartcity.settings import PROJECT_ROOT
+import psutil
 
 log = logging.getLogger(__name__)
+GROUP_GRACE_S = 10.0
+"""How long what is left of a stopped service's process group has to exit after SIGTERM, before SIGKILL."""
 
 
 def _reap(pid: int) -> None:
-    """Collect the exit status if ``pid`` is our own child, so a killed process is not seen as a zombie."""
+    """Collect the exit status if ``pid`` is our own child, so a dead child is not seen as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 
 
 def command_line(pid: int) -> str:
-    result = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    return result.stdout
+    """The process's command line, or '' when it is gone."""
+    with contextlib.suppress(psutil.Error):
+        return " ".join(psutil.Process(pid).cmdline())
+    return ""
+
+
+def _running(process: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return process.status() != psutil.STATUS_ZOMBIE
+    return False
 
 
 def is_alive(pid: int, *markers: str) -> bool:
     """True when ``pid`` runs (not a zombie) and its command line contains every marker."""
     _reap(pid)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+    except psutil.Error:
         return False
-    except PermissionError:
-        pass
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    if not state.stdout.strip() or state.stdout.strip().startswith("Z"):
-        return False
-    return all(marker in command_line(pid) for marker in markers) if markers else True
+    return _running(process) and all(marker in command_line(pid) for marker in markers)
 
 
 def wait_dead(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` to exit; True when it did."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid):
-            return True
+    while is_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)
-    return not is_alive(pid)
+    return True
 
 
-def spawn(command: list[str], log_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session (so signals reach its whole group only when we send them),
-    appending its output to ``log_file``."""
+def spawn(
+    command: list[str], log_file: Path, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session (signals reach its group only when we send them), appending its output
+    to ``log_file``; ``env`` is added to this process's environment."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         return subprocess.Popen(
             command,
-            cwd=PROJECT_ROOT,
-            env=env,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -80,15 +93,48 @@ def live_pid(pid_file: Path, *markers: str) -> int | None:
     return None
 
 
-def terminate(pid: int, pid_file: Path, timeout: float, name: str) -> None:
-    """SIGTERM (each service's graceful stop), SIGKILL to the process group after ``timeout``; drop the pid file."""
-    os.kill(pid, signal.SIGTERM)
+def group_members(group: int) -> list[psutil.Process]:
+    """The running processes of process group ``group`` (none when no process leads or joined it)."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(process.pid) == group and _running(process):
+                members.append(process)
+    return members
+
+
+def stop_process(pid: int, stop_signal: signal.Signals, timeout: float, name: str) -> None:
+    """Stop ``pid`` and the process group it leads.
+
+    ``stop_signal`` goes to ``pid`` alone: it stops its own children in order (the stream lets its batch commit,
+    then stops its JVM), which a signal to the whole group would pre-empt. If it hangs past ``timeout`` the
+    group is killed. Whatever of the group outlives it (a Dagster code server re-parented to init) then gets
+    SIGTERM, and SIGKILL after :data:`GROUP_GRACE_S`.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, stop_signal)
     if not wait_dead(pid, timeout):
-        log.warning("%s (pid %d) did not stop within %.0fs of SIGTERM; killing it", name, pid, timeout)
+        log.warning("%s (pid %d) did not stop within %.0fs of %s; killing its process group",
+                    name, pid, timeout, stop_signal.name)  # fmt: skip
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         wait_dead(pid, 10)
-    pid_file.unlink(missing_ok=True)
+    _end_group(pid, name)
+
+
+def _end_group(group: int, name: str) -> None:
+    stragglers = group_members(group)
+    if not stragglers:
+        return
+    for process in stragglers:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(stragglers, timeout=GROUP_GRACE_S)
+    for process in alive:
+        log.warning("%s: pid %d (%s) outlived it and ignored SIGTERM; killing it", name, process.pid,
+                    command_line(process.pid)[:120])  # fmt: skip
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 @contextlib.contextmanager

@@ -21,12 +21,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity import contracts
 from smartcity.errors import ConfigError
+from smartcity.warehouse_url import parse_warehouse_url, redact
 
 ENV_PREFIX = "SMARTCITY_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_WAREHOUSE_SCHEMES = ("duckdb", "postgresql", "redshift")
 
 
 def _topic_name(value: str) -> str:
@@ -56,9 +56,7 @@ def _checkpoint_uri(value: str) -> str:
 
 
 def _warehouse_url(value: str) -> str:
-    scheme = urlparse(value).scheme.split("+", 1)[0]
-    if scheme not in _WAREHOUSE_SCHEMES:
-        raise ValueError("use duckdb:///path/to/file.duckdb, postgresql://user@host:port/db or redshift://…")
+    parse_warehouse_url(value)
     return value
 
 
@@ -221,7 +219,7 @@ class Settings(BaseSettings):
         items[f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
         items[f"{ENV_PREFIX}LAKE_URI"] = self.lake
         items[f"{ENV_PREFIX}CHECKPOINT_URI"] = self.checkpoints
-        items[f"{ENV_PREFIX}WAREHOUSE_URL"] = redact_url(self.warehouse)
+        items[f"{ENV_PREFIX}WAREHOUSE_URL"] = redact(self.warehouse)
         return {key: "" if value is None else str(value) for key, value in items.items()}
 
 
@@ -231,6 +229,7 @@ class RuntimePaths:
     def __init__(self, var_dir: Path) -> None:
         self.root = var_dir.resolve()
         self.logs = self.root / "logs"
+        self.run = self.root / "run"  # a pid file per service
         self.jars = self.root / "jars"
         self.kafka = self.root / "kafka"
         self.kafka_data = self.kafka / "data"
@@ -245,7 +244,7 @@ class RuntimePaths:
 
         Each directory is also written to, since an existing directory on a read-only mount passes ``mkdir``.
         """
-        for directory in (self.logs, self.jars, self.kafka_data, self.dagster_home, self.stream):
+        for directory in (self.logs, self.run, self.jars, self.kafka_data, self.dagster_home, self.stream):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
                 tempfile.TemporaryFile(dir=directory).close()
@@ -254,19 +253,6 @@ class RuntimePaths:
                     f"cannot create {directory}: {exc.strerror}. Make {self.root} writable or point "
                     f"{ENV_PREFIX}VAR_DIR at a writable directory."
                 ) from exc
-
-
-def duckdb_file(url: str) -> Path:
-    """The file of a ``duckdb:///…`` URL, read as SQLAlchemy reads ``sqlite:///…``: ``duckdb:///city.duckdb``
-    is relative to the working directory, ``duckdb:////srv/city.duckdb`` (four slashes) is absolute."""
-    return Path(urlparse(url).path[1:])
-
-
-def redact_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
 
 
 def _unknown_variables(environ: dict[str, str]) -> list[str]:

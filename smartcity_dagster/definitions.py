@@ -4,75 +4,113 @@ The flow, one asset group per step: Kafka topics, raw and quarantine tables (ext
 catalog (Glue tables) → processed tables (PySpark) → gold aggregates (dbt) → warehouse tables. The lake sensor
 runs every step for each hour with new data, in one run; declarative automation carries an hour changed any other
 way (by hand, or after a failed run) on to the warehouse.
+
+One code location for every profile: the assets are written against interfaces (the lake, the catalog, the
+query engine, the warehouse, dbt and Spark), and :data:`RESOURCES_BY_PROFILE` picks their implementations for
+``SMARTCITY_PROFILE``, the way Dagster's reference projects pick resources per deployment.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import dagster as dg
 
 from smartcity.errors import ConfigError
 from smartcity.settings import Settings, load_settings
 from smartcity_dagster.assets.catalog import build_landed_catalog
-from smartcity_dagster.assets.gold import build_gold, dbt_project, dbt_resource
-from smartcity_dagster.assets.processed import build_processed, spark_resource
+from smartcity_dagster.assets.gold import build_gold
+from smartcity_dagster.assets.keys import GOLD, STEPS, WAREHOUSE
+from smartcity_dagster.assets.processed import build_processed
 from smartcity_dagster.assets.raw import kafka_topic_specs, landed_table_specs
 from smartcity_dagster.assets.warehouse import build_warehouse
 from smartcity_dagster.maintenance import build_maintenance
 from smartcity_dagster.partitions import hourly_partitions
 from smartcity_dagster.resources.catalog import DuckDbCatalog
+from smartcity_dagster.resources.dbt import dbt_project, gold_dbt, loadable_project
 from smartcity_dagster.resources.lake import LocalLake
+from smartcity_dagster.resources.query_engine import DuckDbQueryEngine
+from smartcity_dagster.resources.spark import ProcessingSpark
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.sensors import build_lake_sensor
+from smartcity_dagster.spark_settings import RUNTIME_SETTINGS, driver_settings
 from smartcity_dagster.watchdog import run_worker_watchdog
+from spark_streaming.paths import StreamPaths
+
+RESOURCE_KEYS = ("lake", "catalog", "athena", "warehouse", "pyspark", "dbt")
+"""What every profile provides, each behind the interface the assets are typed against."""
 
 
-def resources(settings: Settings) -> dict[str, object]:
-    """The local profile's resources; the aws profile swaps these for S3, Glue, Athena and Redshift ones."""
+def local_resources(settings: Settings) -> dict[str, Any]:
+    """The embedded profile: a lake directory, DuckDB for the catalog and Athena, DuckDB or PostgreSQL for the
+    warehouse, Spark on this machine (the platform's Spark Connect server when it runs)."""
     if settings.lake_on_s3:
         raise ConfigError(
-            f"SMARTCITY_LAKE_URI={settings.lake} is on S3: the stream lands an S3 lake, but the assets' S3 lake, "
-            "Glue, Athena and Redshift resources (the aws profile) are not built yet. Use a local lake path."
+            f"SMARTCITY_LAKE_URI={settings.lake} is on S3: the local profile's assets read a lake directory. "
+            "An S3 lake is the aws profile's (SMARTCITY_PROFILE=aws)."
         )
     return {
-        "lake": LocalLake(root=settings.lake),
+        "lake": LocalLake(root=settings.lake, checkpoint=str(StreamPaths.of(settings).checkpoint)),
         "catalog": DuckDbCatalog(path=str(settings.paths.catalog)),
+        "athena": DuckDbQueryEngine(path=str(settings.paths.athena)),
         "warehouse": warehouse_from_url(settings.warehouse),
-        "pyspark": spark_resource(settings),
-        "dbt": dbt_resource(dbt_project(settings)),
+        "pyspark": ProcessingSpark(
+            local_config=driver_settings(settings, "smartcity-processed"),
+            connect_config=RUNTIME_SETTINGS,
+            server_var_dir=str(settings.paths.root),
+            server_port=settings.spark_connect_port,
+        ),
+        "dbt": gold_dbt(settings, dbt_project(settings), target="local"),
     }
 
 
-STEPS = ("catalog", "processed", "gold", "warehouse")  # the asset groups Dagster computes, in flow order
+def aws_resources(settings: Settings) -> dict[str, Any]:
+    """The aws profile: S3, the Glue Data Catalog, Athena, Redshift. Not built yet; the assets will not change."""
+    raise ConfigError(
+        "SMARTCITY_PROFILE=aws: the asset graph's S3 lake, Glue catalog, Athena and Redshift resources are not "
+        "built yet (the stream already lands an S3 lake). Use SMARTCITY_PROFILE=local for the asset graph."
+    )
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+RESOURCES_BY_PROFILE: Mapping[str, Callable[[Settings], dict[str, Any]]] = {
+    "local": local_resources,
+    "aws": aws_resources,
+}
+
+
+def build_definitions(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The definitions for ``settings``, with the profile's resources unless ``resources`` are given."""
     partitions = hourly_partitions(settings)
-    catalog = build_landed_catalog(settings, partitions)
-    processed = build_processed(settings, partitions)
-    gold = build_gold(settings, partitions)
-    warehouse = build_warehouse(settings, partitions, sorted(gold.keys))
+    gold = build_gold(settings, partitions, loadable_project(settings))
     jobs, schedules = build_maintenance(settings)
     # New data goes catalog → processed → gold → warehouse in one run: no automation tick, no second run launch.
     sensor = build_lake_sensor(settings, partitions, dg.AssetSelection.groups(*STEPS))
     automation = dg.AutomationConditionSensorDefinition(
         "gold_and_warehouse_automation",
-        target=dg.AssetSelection.groups("gold", "warehouse"),
+        target=dg.AssetSelection.groups(GOLD, WAREHOUSE),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Runs each gold and warehouse hour whose upstream hour changed outside the lake sensor's runs "
         "(a processed hour run by hand, or a gold run that failed).",
     )
     return dg.Definitions(
-        assets=[*kafka_topic_specs(settings), *landed_table_specs(settings, partitions), catalog, processed,
-                gold, warehouse],
+        assets=[
+            *kafka_topic_specs(settings),
+            *landed_table_specs(settings, partitions),
+            build_landed_catalog(settings, partitions),
+            build_processed(settings, partitions),
+            gold,
+            build_warehouse(settings, partitions, sorted(gold.keys)),
+        ],
         jobs=jobs,
         schedules=schedules,
         sensors=[sensor, automation, run_worker_watchdog],
-        resources=resources(settings),
+        resources=dict(resources) if resources is not None else RESOURCES_BY_PROFILE[settings.profile](settings),
         # The steps of a run are a chain sharing single-writer pools, so they never run side by side: a process
         # per step (the default) only added a code load of several seconds to each step of every run.
         executor=dg.in_process_executor,
-    )  # fmt: skip
+    )
 
 
 defs = build_definitions(load_settings())

@@ -1,56 +1,14 @@
-"""Hourly partitions on event time, and the lake's hour directories they map to."""
+"""Hourly partitions on event time, as Dagster sees them; the hours themselves are the lake's
+(:class:`smartcity.lake_layout.Hour`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from datetime import timedelta
 
 import dagster as dg
 
+from smartcity.lake_layout import PARTITION_FORMAT, Hour, hours_between
 from smartcity.settings import Settings
-
-PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
-EVENT_PARTITION = ("event_date", "event_hour")
-# Quarantined records may carry no readable event time: the quarantine zone is partitioned by ingest hour.
-INGEST_PARTITION = ("ingest_date", "ingest_hour")
-
-
-def zone_partition(zone: str) -> tuple[str, str]:
-    """The (date, hour) directory keys of a lake zone."""
-    return INGEST_PARTITION if zone == "quarantine" else EVENT_PARTITION
-
-
-class Hour(NamedTuple):
-    """One hour: the partition key, and the lake's ``event_date=…/event_hour=…`` (or ingest hour) directory."""
-
-    start: datetime
-
-    @classmethod
-    def of_key(cls, key: str) -> Hour:
-        return cls(datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC))
-
-    @classmethod
-    def of_directory(cls, event_date: str, event_hour: str) -> Hour:
-        return cls(datetime.strptime(f"{event_date} {event_hour}", "%Y-%m-%d %H").replace(tzinfo=UTC))
-
-    @property
-    def key(self) -> str:
-        return self.start.strftime(PARTITION_FORMAT)
-
-    @property
-    def date(self) -> str:
-        return self.start.strftime("%Y-%m-%d")
-
-    @property
-    def hour(self) -> str:
-        return self.start.strftime("%H")
-
-    @property
-    def relative_dir(self) -> str:
-        return self.directory(EVENT_PARTITION)
-
-    def directory(self, keys: tuple[str, str]) -> str:
-        return f"{keys[0]}={self.date}/{keys[1]}={self.hour}"
 
 
 def contiguous_ranges(hours: list[Hour]) -> list[tuple[Hour, Hour]]:
@@ -69,13 +27,6 @@ def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
     return dg.HourlyPartitionsDefinition(
         start_date=settings.partitions_start.strftime(PARTITION_FORMAT), timezone="UTC", end_offset=1
     )
-
-
-def hours_between(start: datetime, end: datetime) -> list[Hour]:
-    """The hours of the half-open window [start, end)."""
-    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    count = int((end - first) / timedelta(hours=1))
-    return [Hour(first + timedelta(hours=i)) for i in range(count)]
 
 
 def hours_of_range(first_key: str, last_key: str) -> list[Hour]:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from smartcity.lake_layout import LANDED_ZONES, RAW, Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.raw import LANDED_ZONES
-from smartcity_dagster.partitions import Hour, contiguous_ranges, hours_of_range
+from smartcity_dagster.assets.keys import LANDED_KEYS
+from smartcity_dagster.partitions import contiguous_ranges, hours_of_range
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 
 
@@ -49,7 +50,7 @@ class HourUpdate:
 
 def cursor_key(zone: str, stream: str, hour: Hour) -> str:
     """``<stream>/<hour>`` for raw tables (as cursors before the quarantine had partitions), else with the zone."""
-    return f"{stream}/{hour.key}" if zone == "raw" else f"{zone}/{stream}/{hour.key}"
+    return f"{stream}/{hour.key}" if zone == RAW else f"{zone}/{stream}/{hour.key}"
 
 
 def scan(
@@ -157,7 +158,7 @@ def build_lake_sensor(
         if not hours:
             return dg.SensorResult(skip_reason="no new raw data", cursor=json.dumps(cursor, sort_keys=True))
         events = [
-            dg.AssetMaterialization(LANDED_ZONES[u.zone](u.stream), partition=u.hour.key, metadata=u.metadata())
+            dg.AssetMaterialization(LANDED_KEYS[u.zone](u.stream), partition=u.hour.key, metadata=u.metadata())
             for u in accepted
         ]
         # A queued run lists its raw files when it starts, so it will read these too: one more run would only

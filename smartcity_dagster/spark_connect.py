@@ -3,9 +3,9 @@
 Every Dagster run is a new process. With a local session, each run's processing step started a Spark JVM and
 ran its small jobs on a cold JIT: a median 24 s per run in the platform bench, against 6 s on this server
 (docs/benchmarks.md). The platform runs this server, and the processing step of each run is a Spark Connect
-client of it. Each client has a session of its own (runtime SQL
-settings and temporary views are per session), stopped when the step ends. Without the server (tests,
-`dagster dev`, a run on another machine), the step starts a local session as before.
+client of it. Each client has a session of its own (runtime SQL settings and temporary views are per session),
+stopped when the step ends. Without the server (tests, `dagster dev`, a run on another machine), the step
+starts a local session (:mod:`smartcity_dagster.resources.spark`).
 
 The server listens on loopback only. A client must present the token kept in ``var/run/spark-connect.token``,
 which only its owner can read: anyone who can reach the port could otherwise run Spark jobs that read and write
@@ -19,45 +19,44 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import sys
 from pathlib import Path
 
-from smartcity.platform import SPARK_CONNECT_HOST, service_pid, spark_connect_address
-from smartcity.settings import Settings, load_settings
-from smartcity_dagster.processing import SESSION_SETTINGS
+from smartcity.services import Port, Service, listens, running_pid
+from smartcity.settings import RuntimePaths, Settings, load_settings
+from smartcity_dagster.spark_settings import LOOPBACK, driver_settings
 
-SERVICE = "spark"  # its name among the platform's services (var/logs/spark.log, var/run/spark.pid)
+NAME = "spark"  # its name among the platform's services (var/logs/spark.log, var/run/spark.pid)
+MODULE = "smartcity_dagster.spark_connect"
 PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 
-# Runtime SQL settings, so each session sets its own (a Connect session cannot change static ones).
-RUNTIME_SETTINGS = {
-    **SESSION_SETTINGS,
-    "spark.sql.shuffle.partitions": "4",
-    "spark.sql.parquet.compression.codec": "zstd",
-}
+
+def address(settings: Settings) -> str:
+    return f"{LOOPBACK}:{settings.spark_connect_port}"
 
 
-def driver_settings(settings: Settings, app_name: str) -> dict[str, str]:
-    """Static settings of a JVM that runs the processing step: a local session's, or the server's."""
-    return {
-        "spark.master": settings.spark_master,
-        "spark.app.name": app_name,
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.ui.enabled": "false",
-        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-        **RUNTIME_SETTINGS,
-    }
+def spark_connect_service(settings: Settings) -> Service:
+    """The server as a platform service, ready once it accepts connections."""
+    return Service(
+        name=NAME,
+        title="Spark",
+        summary=f"Connect server on {address(settings)}",
+        paths=settings.paths,
+        command=lambda: [sys.executable, "-m", MODULE],
+        markers=(MODULE,),
+        ports=(Port(LOOPBACK, settings.spark_connect_port, "SPARK_CONNECT_PORT"),),
+        ready=lambda _pid: listens(LOOPBACK, settings.spark_connect_port),
+    )
 
 
-def token_file(settings: Settings) -> Path:
-    return settings.paths.root / "run" / "spark-connect.token"
+def token_file(paths: RuntimePaths) -> Path:
+    return paths.run / "spark-connect.token"
 
 
-def server_token(settings: Settings) -> str:
+def server_token(paths: RuntimePaths) -> str:
     """The token clients present; created once per var/ (readable by its owner only), so a restarted server
     still accepts the clients of runs already under way."""
-    path = token_file(settings)
+    path = token_file(paths)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -66,12 +65,12 @@ def server_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def remote_url(settings: Settings) -> str | None:
+def platform_server_url(paths: RuntimePaths, port: int) -> str | None:
     """The Spark Connect URL of the platform's server when it runs (a live pid file), else None."""
-    if service_pid(settings, SERVICE) is None or not token_file(settings).exists():
+    if running_pid(paths, NAME, MODULE) is None or not token_file(paths).exists():
         return None
     # "localhost" (not an address): the client then uses gRPC local credentials, which carry a token without TLS
-    return f"sc://localhost:{settings.spark_connect_port}/;token={server_token(settings)}"
+    return f"sc://localhost:{port}/;token={server_token(paths)}"
 
 
 def serve(settings: Settings) -> None:
@@ -82,12 +81,12 @@ def serve(settings: Settings) -> None:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = server_token(settings)  # not on the command line, unlike --conf
+    os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = server_token(settings.paths)  # not on the command line
     builder = SparkSession.builder
     options = {
         **driver_settings(settings, "smartcity-processing"),
         "spark.plugins": PLUGIN,
-        "spark.connect.grpc.binding.address": SPARK_CONNECT_HOST,
+        "spark.connect.grpc.binding.address": LOOPBACK,
         "spark.connect.grpc.binding.port": str(settings.spark_connect_port),
     }
     for key, value in options.items():
@@ -95,7 +94,7 @@ def serve(settings: Settings) -> None:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     jvm = SparkContext._gateway.proc  # the JVM's process, started by pyspark
-    print(f"Spark Connect server listening on {spark_connect_address(settings)}", flush=True)
+    print(f"Spark Connect server listening on {address(settings)}", flush=True)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # after the JVM started: it must not inherit the mask
     while signal.sigtimedwait(stop_signals, 5.0) is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from smartcity.contracts import CONTRACTS, Contract
-from smartcity_dagster.partitions import EVENT_PARTITION, INGEST_PARTITION
+from smartcity.lake_layout import EVENT_PARTITION, INGEST_PARTITION
 
 # Glue/Hive type names; the DuckDB catalog maps them to its own types.
 CONTRACT_TYPES = {

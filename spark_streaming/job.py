@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,30 +28,15 @@ from smartcity.contracts import CONTRACTS, Contract
 from smartcity.errors import BrokerError, PlatformError
 from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
+from smartcity.object_store import local_root
 from smartcity.settings import Settings
 from spark_streaming.lake import Lake, batch_timestamp, quarantine_reasons, row_counts
-from spark_streaming.storage import local_root, storage_for
+from spark_streaming.paths import QUERY_NAME, StreamPaths
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
 
 log = logging.getLogger(__name__)
-QUERY_NAME = "raw_ingest"
 FINGERPRINT_FILE = "smartcity-query.json"
 MAX_BACKOFF_S = 60.0
-
-
-@dataclass(frozen=True)
-class StreamPaths:
-    lake: Lake
-    checkpoint: Path
-    heartbeat: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> StreamPaths:
-        return cls(
-            lake=Lake(storage_for(settings.lake, settings)),
-            checkpoint=local_root(settings.checkpoints) / QUERY_NAME,
-            heartbeat=settings.paths.stream / "heartbeat.json",
-        )
 
 
 def spark_session(settings: Settings, app_name: str) -> SparkSession:

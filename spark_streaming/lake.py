@@ -16,9 +16,9 @@ S3 has no such swap, so compaction is for a local lake only.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -32,32 +32,39 @@ import pyarrow.parquet as pq
 
 from smartcity.atomic import exchange, exclusive
 from smartcity.errors import PlatformError
-from spark_streaming.storage import LocalStorage, Storage
+from smartcity.lake_layout import (
+    LANDED_ZONES,
+    QUARANTINE,
+    RAW,
+    STAGING,
+    STREAM_STATE,
+    batch_file_name,
+    batch_of,
+    compacted_file_name,
+    is_compacted,
+    zone_partition,
+)
+from smartcity.object_store import LocalStorage, Storage
 
-_BATCH_FILE = re.compile(r"^part-b(\d{12})(?:-\d+)?\.parquet$")
-_COMPACTED_FILE = re.compile(r"^compacted-b(\d{12})\.parquet$")
+log = logging.getLogger(__name__)
 _COMPACTION = "compact-"
 """Prefix of a compaction's staging directory under ``_staging``."""
 
 
-def batch_file_name(batch_id: int, index: int = 0) -> str:
-    return f"part-b{batch_id:012d}.parquet" if index == 0 else f"part-b{batch_id:012d}-{index}.parquet"
-
-
 @dataclass(frozen=True)
 class Lake:
-    """The lake's zones under one root, addressed by keys relative to it (see :mod:`spark_streaming.storage`)."""
+    """The lake's zones under one root, addressed by keys relative to it (see :mod:`smartcity.object_store`)."""
 
     storage: Storage
-    raw = "raw"
-    quarantine = "quarantine"
-    staging = "_staging"
-    batches = "_stream/batches"
+    raw = RAW
+    quarantine = QUARANTINE
+    staging = STAGING
+    batches = f"{STREAM_STATE}/batches"
     """One JSON manifest per published batch: rows per table and partition, quarantine reasons."""
-    intents = "_stream/intents"
+    intents = f"{STREAM_STATE}/intents"
     """Per batch, the files its publication creates: what a replay of that batch takes back if it does not
     publish them again."""
-    compaction_lock_file = "_stream/compaction.lock"
+    compaction_lock_file = f"{STREAM_STATE}/compaction.lock"
 
     def stage(self, batch_id: int) -> str:
         return f"{self.staging}/batch-{batch_id:012d}"
@@ -173,7 +180,7 @@ def compact_hour(lake: Lake, hour_dir: Path, checkpoint: Path) -> Path | None:
     new_dir = staging / hour_dir.relative_to(root)  # the hour's own path: what recover_compactions needs
     new_dir.mkdir(parents=True)
     table = pa.concat_tables([pq.ParquetFile(f).read() for f in inputs], promote_options="default")
-    compacted = new_dir / f"compacted-b{newest:012d}.parquet"
+    compacted = new_dir / compacted_file_name(newest)
     # INT96 timestamps, as Spark itself writes them: Spark cannot read the nanosecond INT64 pyarrow would write
     pq.write_table(table, compacted, compression="zstd", use_deprecated_int96_timestamps=True)
     for file in files:  # carry over what was not compacted (uncommitted batches)
@@ -212,19 +219,40 @@ def recover_compactions(lake: Lake) -> list[Path]:
     return moved
 
 
+def compact_lake(lake: Lake, checkpoint: Path, min_files: int = 2) -> list[Path]:
+    """Compact every raw and quarantine hour directory holding at least ``min_files`` committed batch files,
+    after finishing any compaction that died; one compaction at a time per lake."""
+    root = lake.local_root()
+    compacted = []
+    with compaction_lock(lake):
+        for moved in recover_compactions(lake):
+            log.warning("moved %s back into the lake: an interrupted compaction had stranded it", moved)
+        hour_dirs = [
+            hour_dir
+            for zone in LANDED_ZONES
+            for hour_dir in sorted((root / zone).glob("*/{}=*/{}=*".format(*zone_partition(zone))))
+        ]
+        for hour_dir in hour_dirs:
+            if len(list(hour_dir.glob("*.parquet"))) >= min_files and (
+                result := compact_hour(lake, hour_dir, checkpoint)
+            ):
+                compacted.append(result)
+    return compacted
+
+
 def compaction_lock(lake: Lake) -> AbstractContextManager[None]:
     """One compaction at a time per lake (the CLI and the Dagster schedule may both run one)."""
     return exclusive(lake.local_root() / lake.compaction_lock_file)
 
 
 def _batch_of(file: Path) -> int:
-    match = _BATCH_FILE.match(file.name) or _COMPACTED_FILE.match(file.name)
-    if match is None:
+    batch = batch_of(file.name)
+    if batch is None:
         raise PlatformError(f"unexpected file in the lake: {file}")
-    return int(match.group(1))
+    return batch
 
 
 def _is_committed(file: Path, committed: int | None) -> bool:
-    if _COMPACTED_FILE.match(file.name):
+    if is_compacted(file.name):
         return True
     return committed is not None and _batch_of(file) <= committed

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pandas as pd
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from smartcity.platform import dashboard_command
+from dashboard.serve import streamlit_command
 from smartcity.settings import PROJECT_ROOT
 from tests.conftest import settings_from
 
@@ -27,7 +27,7 @@ def served_dashboard(environment: dict[str, str]) -> Iterator[str]:
     settings = settings_from(environment)
     log_path = settings.var_dir / "dashboard.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(dashboard_command(settings), env={**os.environ, **environment},
+        process = subprocess.Popen(streamlit_command(settings), env={**os.environ, **environment},
                                    stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{settings.dashboard_port}"
     try:

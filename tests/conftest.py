@@ -3,6 +3,10 @@
 The session's settings are exported as ``SMARTCITY_*`` variables, so code under test, in-process or in a
 subprocess, sees the same configuration a user would set. Resolved jars are shared with the project's own
 ``var/jars`` so a test run never downloads them twice.
+
+Tests come in tiers, one marker each (``pyproject.toml``): ``unit`` (no JVM: the default for a test without a
+tier), ``spark``, ``broker`` and ``e2e``. Only JVM tiers may request the ``jars`` fixture, so the unit tier
+(`make check`) runs without a JDK.
 """
 
 from __future__ import annotations
@@ -20,14 +24,30 @@ from pathlib import Path
 import pytest
 
 from smartcity.jars import resolve_all
-from smartcity.kafka.broker import LocalBroker
+from smartcity.kafka.broker import broker_service
+from smartcity.object_store import S3Storage
+from smartcity.services import Service
 from smartcity.settings import ENV_PREFIX, Settings, load_settings
-from spark_streaming.storage import S3Storage
+from smartcity_dagster.resources.dbt import prepare_dbt_project
 
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
     del os.environ[_name]
 SHARED_JARS = load_settings().paths.jars
 SMARTCITY = str(Path(sys.executable).with_name("smartcity"))
+TIERS = ("unit", "spark", "broker", "e2e")
+JVM_TIERS = TIERS[1:]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test has one tier (``unit`` unless marked); a unit test must not need the JVM's jars."""
+    for item in items:
+        tiers = [tier for tier in TIERS if item.get_closest_marker(tier)]
+        if len(tiers) > 1:
+            raise pytest.UsageError(f"{item.nodeid} is marked {', '.join(tiers)}: give it one tier")
+        if not tiers:
+            item.add_marker("unit")
+        if "jars" in item.fixturenames and tiers[:1] in ([], ["unit"]):
+            raise pytest.UsageError(f"{item.nodeid} needs the JVM (the jars fixture): mark it {' or '.join(JVM_TIERS)}")
 
 
 def free_port() -> int:
@@ -64,8 +84,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 
 @pytest.fixture(scope="session", autouse=True)
 def session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Export the session's isolated settings into ``os.environ`` for every test."""
-    resolve_all(load_settings())
+    """Export the session's isolated settings into ``os.environ`` for every test; the dbt manifest is prepared
+    (as `smartcity setup` does) before any test builds the definitions."""
+    prepare_dbt_project(load_settings())
     environment = isolated_environment(tmp_path_factory.mktemp("var"))
     os.environ.update(environment)
     yield environment
@@ -79,9 +100,15 @@ def settings(session_environment: dict[str, str]) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def broker(settings: Settings) -> Iterator[LocalBroker]:
+def jars() -> None:
+    """The JVM jars (Kafka broker, Spark's Kafka connector), resolved once into the shared ``var/jars``."""
+    resolve_all(load_settings())
+
+
+@pytest.fixture(scope="session")
+def broker(jars: None, settings: Settings) -> Iterator[Service]:
     """The real broker, started once for the session and stopped at its end."""
-    local = LocalBroker(settings)
+    local = broker_service(settings)
     local.start()
     yield local
     local.stop()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from smartcity_dagster.definitions import STEPS
+from smartcity_dagster.assets.keys import STEPS
 from smartcity_dagster.partitions import hours_of_range
-from smartcity_dagster.resources.lake import LocalLake
 
 REBUILD = {"ops": {"processed_tables": {"config": {"rebuild": True}}}}  # run config: rebuild processed hours
 
@@ -27,9 +26,9 @@ def run_graph(
     )
 
 
-def sensor_hours(defs: dg.Definitions, instance: dg.DagsterInstance, lake_root: str) -> list[str]:
+def sensor_hours(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
     """Every hour (partition key) the lake sensor's first tick requests, its ranges expanded."""
-    with dg.build_sensor_context(instance=instance, resources={"lake": LocalLake(root=lake_root)}) as context:
+    with dg.build_sensor_context(instance=instance, resources={"lake": defs.resources["lake"]}) as context:
         requests = defs.get_sensor_def("raw_lake_sensor")(context).run_requests or []
     ranges = [request.partition_key_range for request in requests]
     return sorted({hour.key for r in ranges for hour in hours_of_range(r.start, r.end)})

@@ -22,6 +22,7 @@ import pandas as pd
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
 from smartcity.kafka.admin import ensure_topics
 from smartcity.settings import Settings
+from spark_streaming.control import stream_service
 from tests.conftest import isolated_environment, run_cli, settings_from
 
 MALFORMED = {"invalid_json", "wrong_type", "missing_field", "out_of_range", "invalid_utf8", "oversized"}
@@ -114,7 +115,7 @@ def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float =
 
 
 def stop_stream(environment: dict[str, str]) -> None:
-    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    pid_file = stream_service(settings_from(environment)).pid_file
     if pid_file.exists():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(pid_file.read_text()), signal.SIGKILL)

@@ -18,9 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from dashboard.warehouse import NoData, query
-from smartcity.cli import cli
-from smartcity.kafka.broker import LocalBroker
-from smartcity.platform import service_pid, wipe_runtime_state
+from smartcity.kafka.broker import broker_service
+from smartcity_ops.cli import cli
+from smartcity_ops.services import SERVICES
+from smartcity_ops.supervisor import wipe_runtime_state
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
 COMPONENTS = ("kafka", "stream", "spark", "daemon", "dagster", "dashboard")
@@ -50,6 +51,7 @@ def test_help_works_even_with_a_bad_configuration() -> None:
     assert "Start the broker" in result.stdout
 
 
+@pytest.mark.spark  # resolving the jars needs a JDK
 def test_setup_is_idempotent() -> None:
     first, second = run_cli("setup"), run_cli("setup")
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
@@ -66,7 +68,8 @@ def graphql(url: str, query: str) -> dict:
         return json.load(response)
 
 
-@pytest.mark.broker
+@pytest.mark.e2e
+@pytest.mark.usefixtures("jars")
 @pytest.mark.timeout(900)
 def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
     private_environment: dict[str, str],
@@ -108,7 +111,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
             landed = list(Path(settings.lake).glob(f"raw/{settings.vehicle_topic}/*/*/part-b*.parquet"))
             time.sleep(1)
         assert landed, (settings.paths.logs / "stream.log").read_text()[-3000:]
-        os.killpg(service_pid(settings, "stream"), signal.SIGKILL)  # the main job restarts a service that dies
+        os.killpg(SERVICES["stream"](settings).pid(), signal.SIGKILL)  # the main job restarts a service that dies
         loaded = 0
         while not loaded and time.monotonic() < deadline:  # the sensor and automation carry it to the warehouse
             time.sleep(5)
@@ -130,7 +133,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
     assert process.returncode == 0, "".join(output) + remaining
     assert "status: " in remaining and "stream lag" in remaining, remaining  # the live status line
     assert "stream exited unexpectedly (status -9" in remaining and "restarting it" in remaining, remaining
-    assert LocalBroker(settings).running_pid() is None
+    assert broker_service(settings).pid() is None
     assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
@@ -151,6 +154,7 @@ def _taken_dashboard_port(environment: dict[str, str], root: Path) -> str:
     return "or choose another port with SMARTCITY_DASHBOARD_PORT"
 
 
+@pytest.mark.spark  # the checks run the machine's JDK
 @pytest.mark.parametrize("fault", [_unwritable_var, _no_java, _taken_dashboard_port], ids=lambda f: f.__name__[1:])
 def test_run_refuses_to_start_with_a_message_naming_the_fix(
     fault: Callable[[dict[str, str], Path], str], private_environment: dict[str, str], tmp_path: Path
@@ -164,7 +168,7 @@ def test_run_refuses_to_start_with_a_message_naming_the_fix(
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and fix in result.stderr, result.stderr
     settings = settings_from(private_environment)
-    assert LocalBroker(settings).running_pid() is None, "nothing may start before the checks pass"
+    assert broker_service(settings).pid() is None, "nothing may start before the checks pass"
     assert not list((settings.var_dir / "run").glob("*.pid"))
 
 

@@ -15,15 +15,19 @@ import pytest
 
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity.settings import Settings
-from smartcity_dagster.definitions import STEPS, build_definitions
-from smartcity_dagster.partitions import Hour
+from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.processing import plan_hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError
+from smartcity_dagster.resources.lake import LakeFile
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.tables import RAW_TABLES, Column
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import REBUILD, run_graph
+
+pytestmark = pytest.mark.spark
 
 FAULTS = FaultRates.build(0.02, duplicate=0.03, late=0.01, out_of_order=0.01)
 
@@ -149,15 +153,15 @@ def test_a_new_batch_is_appended_and_gives_the_rows_a_full_rebuild_gives(city: d
 
 
 def test_an_hour_is_appended_to_only_when_its_files_say_which_batches_it_holds() -> None:
-    raw = [Path(name) for name in ("compacted-b000000000004.parquet", "part-b000000000005.parquet",
-                                   "part-b000000000006.parquet")]  # fmt: skip
-    processed = [Path("part-b000000000005-00000.parquet")]
+    raw = [LakeFile(name, 1) for name in ("compacted-b000000000004.parquet", "part-b000000000005.parquet",
+                                          "part-b000000000006.parquet")]  # fmt: skip
+    processed = [LakeFile("part-b000000000005-00000.parquet", 1)]
     plan = plan_hour(raw, processed, rebuild=False)
     assert plan.append and plan.inputs == raw[1:], "batch 5 is read again in case it was listed half-published"
     assert (plan.newest, plan.first_index, plan.lookback) == (6, 1, raw)
     assert not plan_hour(raw, processed, rebuild=True).append
-    assert not plan_hour(raw, [Path("part-00000.parquet")], rebuild=False).append, "files without a batch"
-    compacted = [Path("compacted-b000000000006.parquet")]
+    assert not plan_hour(raw, [LakeFile("part-00000.parquet", 1)], rebuild=False).append, "files without a batch"
+    compacted = [LakeFile("compacted-b000000000006.parquet", 1)]
     assert plan_hour(compacted, processed, rebuild=False).inputs == compacted, "batch 6 is not processed yet"
     assert not plan_hour(compacted, processed, rebuild=False).append
 

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour, contiguous_ranges
-from smartcity_dagster.resources.lake import LocalLake
+from smartcity_dagster.partitions import contiguous_ranges
 from smartcity_dagster.sensors import HourUpdate, range_request
 from smartcity_dagster.watchdog import fail_runs_with_dead_workers
 from tests.conftest import isolated_environment, settings_from
@@ -43,7 +43,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 def tick(lake: dict, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     sensor = lake["defs"].get_sensor_def("raw_lake_sensor")
-    resources = {"lake": LocalLake(root=lake["settings"].lake)}
+    resources = {"lake": lake["defs"].resources["lake"]}
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         return sensor(context)
 
@@ -158,6 +158,7 @@ def test_raw_and_quarantine_data_of_one_batch_get_different_run_keys() -> None:
     assert len(keys) == 3
 
 
+@pytest.mark.spark  # it processes an hour
 def test_automation_carries_a_processed_hour_to_gold_even_when_it_is_not_the_newest(
     lake: dict, instance: dg.DagsterInstance
 ) -> None:

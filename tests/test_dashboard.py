@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,14 +23,15 @@ from dashboard import data
 from simulator.city import Scenario
 from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from tests.browser import ARTIFACTS, chromium, drawn_charts, expected_tiles, served_dashboard, tile_values
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
 
+pytestmark = pytest.mark.spark  # its warehouse comes from running the graph
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
 
@@ -165,9 +167,14 @@ def test_the_image_copies_everything_the_dashboard_imports(tmp_path: Path) -> No
             *sources, target = line.split()[1:]
             (tmp_path / target).mkdir(parents=True, exist_ok=True)
             for source in sources:
-                (tmp_path / target / Path(source).name).write_bytes((PROJECT_ROOT / source).read_bytes())
+                if (PROJECT_ROOT / source).is_dir():
+                    shutil.copytree(PROJECT_ROOT / source, tmp_path / target, dirs_exist_ok=True)
+                else:
+                    (tmp_path / target / Path(source).name).write_bytes((PROJECT_ROOT / source).read_bytes())
+    pages = {page.name for page in (PROJECT_ROOT / "dashboard" / "pages").glob("*.py")}
+    assert pages and pages <= {page.name for page in (tmp_path / "dashboard" / "pages").glob("*.py")}
     probe = (
-        "import json, sys, dashboard.data, dashboard.warehouse, smartcity.settings\n"
+        "import json, sys, dashboard.data, dashboard.views, dashboard.warehouse, smartcity.settings\n"
         "ours = [m for n, m in sys.modules.items() if n.split('.')[0] in ('dashboard', 'smartcity')]\n"
         "print(json.dumps(sorted({m.__file__ for m in ours if getattr(m, '__file__', None)})))"
     )

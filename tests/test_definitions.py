@@ -1,10 +1,14 @@
-"""The Dagster definitions load, both in-process and through workspace.yaml as the webserver loads them."""
+"""The Dagster definitions load, both in-process and through workspace.yaml as the webserver loads them, for every
+profile from one code location."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import shutil
 import subprocess
 import sys
+from abc import ABC
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +16,18 @@ import pytest
 from dagster_dbt import DbtCliResource
 
 from smartcity.errors import ConfigError
-from smartcity.platform import dagster_environment
 from smartcity.settings import PROJECT_ROOT, Settings
-from smartcity_dagster.assets.gold import SOURCES_FILE, dbt_project, dbt_resource, render_sources
-from smartcity_dagster.definitions import STEPS, build_definitions
-from tests.conftest import isolated_environment, settings_from
+from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
+from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.definitions import RESOURCE_KEYS, build_definitions
+from smartcity_dagster.resources import dbt
+from smartcity_dagster.resources.catalog import GlueCatalog
+from smartcity_dagster.resources.dbt import GoldDbt, dbt_project, gold_dbt, loadable_project, prepare_dbt_project
+from smartcity_dagster.resources.lake import LakeStorage
+from smartcity_dagster.resources.query_engine import QueryEngine
+from smartcity_dagster.resources.spark import ProcessingSpark
+from smartcity_dagster.resources.warehouse import Warehouse
+from smartcity_dagster.services import prepare_instance
 
 GROUPS = {"ingestion", "catalog", "processed", "gold", "warehouse"}
 
@@ -57,7 +68,7 @@ def test_dbt_sources_are_generated_from_the_contracts() -> None:
 
 
 def test_workspace_validates_with_the_dagster_cli(settings: Settings) -> None:
-    environment = dagster_environment(settings)
+    environment = {**os.environ, "DAGSTER_HOME": str(prepare_instance(settings))}
     assert os.path.exists(os.path.join(environment["DAGSTER_HOME"], "dagster.yaml"))
     command = [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")]
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=300)
@@ -89,30 +100,102 @@ def test_the_lake_sensor_runs_every_step_from_catalog_to_warehouse(settings: Set
     assert targeted == computed and {key.path[0] for key in targeted} == set(STEPS)
 
 
-def test_an_s3_lake_is_refused_with_what_is_missing(settings: Settings) -> None:
+INTERFACES = {"lake": LakeStorage, "catalog": GlueCatalog, "athena": QueryEngine, "warehouse": Warehouse,
+              "pyspark": ProcessingSpark, "dbt": GoldDbt}  # fmt: skip
+"""What the assets are typed against, by resource key: a profile provides an implementation of each."""
+
+
+def _double(interface: type) -> object:
+    """A stand-in that is an instance of ``interface`` and implements nothing."""
+    if interface is ProcessingSpark:
+        return ProcessingSpark(local_config={}, connect_config={}, server_var_dir="/nonexistent", server_port=1)
+    if interface is GoldDbt:
+        return GoldDbt(project_dir=str(dbt.DBT_PROJECT_DIR), runs_dir="/nonexistent", target="aws",
+                       dbt_executable=sys.executable)  # fmt: skip
+    double = type(f"Double{interface.__name__}", (interface,), {})
+    double.__abstractmethods__ = frozenset()
+    return double()
+
+
+def aws_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"profile": "aws", "lake_uri": "s3://city-lake/lake"})
+
+
+def test_the_aws_profile_builds_the_same_graph_from_the_same_asset_code(settings: Settings) -> None:
+    local = build_definitions(settings)
+    doubles = {key: _double(interface) for key, interface in INTERFACES.items()}
+    aws = build_definitions(aws_settings(settings), resources=doubles)
+    assert set(INTERFACES) == set(RESOURCE_KEYS) == set(local.resources)
+    local_graph, aws_graph = local.resolve_asset_graph(), aws.resolve_asset_graph()
+    assert aws_graph.get_all_asset_keys() == local_graph.get_all_asset_keys()
+    assert aws_graph.asset_check_keys == local_graph.asset_check_keys
+    for node in aws_graph.asset_nodes:
+        assert node.group_name == local_graph.get(node.key).group_name, node.key
+    for key, resource in local.resources.items():
+        assert isinstance(resource, INTERFACES[key]), f"the local {key} does not implement {INTERFACES[key]}"
+
+
+def test_every_step_is_typed_against_interfaces_not_a_local_implementation(settings: Settings) -> None:
+    """A step whose parameter names a local class would break on another profile's resources: only interfaces."""
+    defs = build_definitions(settings)
+    steps = [assets.op for assets in defs.assets if isinstance(assets, dg.AssetsDefinition) and assets.is_executable]
+    steps += [node for job in defs.jobs for node in job.graph.node_defs]  # the maintenance ops
+    for step in steps:
+        for name, parameter in inspect.signature(step.compute_fn.decorated_fn).parameters.items():
+            if name in RESOURCE_KEYS:
+                annotation = getattr(parameter.annotation, "__name__", parameter.annotation)  # a class or its name
+                assert annotation == INTERFACES[name].__name__, (step.name, name, annotation)
+                interface = INTERFACES[name]
+                assert interface in (ProcessingSpark, GoldDbt) or ABC in interface.__mro__, interface
+
+
+def test_the_aws_profile_says_what_is_not_built_yet(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="SMARTCITY_PROFILE=aws: the asset graph's S3 lake, Glue catalog"):
+        build_definitions(aws_settings(settings))
+
+
+def test_an_s3_lake_on_the_local_profile_is_refused_naming_the_profile(settings: Settings) -> None:
     on_s3 = settings.model_copy(update={"lake_uri": "s3://city-lake/lake"})
-    with pytest.raises(ConfigError, match="the aws profile\\) are not built yet"):
+    with pytest.raises(ConfigError, match="An S3 lake is the aws profile's"):
         build_definitions(on_s3)
 
 
-def test_code_servers_loading_at_once_share_one_whole_dbt_manifest(tmp_path: Path) -> None:
-    """The daemon's and the UI's code servers load the definitions together on a fresh var/: before the parse
-    lock, both parsed into the same manifest.json and the interleaved file broke every later code load."""
-    environment = isolated_environment(tmp_path / "var")
-    load = "import logging, orjson; logging.basicConfig(level=logging.INFO); from smartcity.settings import "
-    load += "load_settings; from smartcity_dagster.assets.gold import dbt_project; "
-    load += "orjson.loads(dbt_project(load_settings()).manifest_path.read_bytes())"
-    loaders = [subprocess.Popen([sys.executable, "-c", load], env={**os.environ, **environment},
-                                stderr=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
+@pytest.fixture
+def dbt_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the dbt project without a manifest, in place of the project's own."""
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(dbt.DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setattr(dbt, "DBT_PROJECT_DIR", copy)
+    return copy
+
+
+def test_definitions_need_a_prepared_manifest_and_setup_prepares_it_once(settings: Settings, dbt_copy: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dbt manifest .* is missing: run `smartcity setup`"):
+        loadable_project(settings)
+    assert prepare_dbt_project(settings), "the first preparation parses"
+    manifest = dbt_project(settings).manifest_path
+    assert manifest.is_relative_to(dbt_copy) and loadable_project(settings).manifest_path == manifest
+    parsed_at = manifest.stat().st_mtime
+    assert not prepare_dbt_project(settings), "a current manifest is not parsed again"
+    model = next((dbt_copy / "models").rglob("*.sql"))
+    os.utime(model, (parsed_at + 5, parsed_at + 5))
+    assert prepare_dbt_project(settings), "an edited model makes the manifest stale"
+
+
+def test_code_servers_only_read_the_manifest(settings: Settings) -> None:
+    """The daemon's and the UI's code servers load the definitions together: they must not write the manifest
+    (two parses into one file once broke every later code load)."""
+    manifest = dbt_project(settings).manifest_path
+    before = manifest.stat().st_mtime_ns
+    load = "from smartcity_dagster.definitions import defs; defs.resolve_asset_graph()"
+    loaders = [subprocess.Popen([sys.executable, "-c", load], stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errors = [loader.communicate(timeout=300)[1] for loader in loaders]
-    assert [loader.returncode for loader in loaders] == [0, 0, 0], errors
-    assert sum("parsing the dbt project" in error for error in errors) == 1, "one parses, the others wait for it"
-    dbt_dir = settings_from(environment).paths.dbt
-    assert not list(dbt_dir.glob("parse-*")), "a parse's staging directory was left behind"
+    assert [loader.returncode for loader in loaders] == [0, 0], errors
+    assert manifest.stat().st_mtime_ns == before
 
 
 def test_the_dbt_version_handed_to_dagster_dbt_is_what_the_executable_reports(settings: Settings) -> None:
     assert "_cli_version" in vars(DbtCliResource), "dagster-dbt no longer asks for the version: drop the override"
-    resource = dbt_resource(dbt_project(settings))
+    resource = gold_dbt(settings, dbt_project(settings), target="local")
     reported = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True)
     assert f"installed: {resource._cli_version}" in reported.stdout, reported.stdout

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dashboard.warehouse import query
-from smartcity.kafka.broker import LocalBroker
+from smartcity.services import Service
 from smartcity.settings import Settings
 from smartcity_dagster.definitions import build_definitions
 from tests.browser import ARTIFACTS, chromium, drawn_charts, expected_tiles, served_dashboard, tile_values
@@ -34,11 +34,11 @@ from tests.pipeline import (
     stream_environment,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("jars")]
 
 
 @pytest.fixture(scope="module")
-def pipeline(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def pipeline(broker: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("e2e")
     environment = stream_environment(settings, root, SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="10000")
     start = (datetime.now(UTC) - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -52,7 +52,7 @@ def pipeline(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.T
     ours = settings_from(environment)
     defs = build_definitions(ours)
     with dg.instance_for_test() as instance:
-        hours = sensor_hours(defs, instance, ours.lake)
+        hours = sensor_hours(defs, instance)
         assert run_graph(defs, instance, hours[0], hours[-1]).success
     rows = ledger_rows(ledger)
     acknowledged = {row["event_id"] for row in rows if row["valid"] == "true"}

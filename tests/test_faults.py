@@ -22,8 +22,8 @@ import dagster as dg
 import pytest
 
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
-from smartcity.platform import service_pid
 from smartcity.settings import Settings
+from smartcity_ops.services import SERVICES
 from tests.conftest import SMARTCITY, run_cli, settings_from
 from tests.pipeline import (
     FAULTS,
@@ -35,7 +35,7 @@ from tests.pipeline import (
 )
 from tests.test_cli import COMPONENTS
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("jars")]
 
 
 def loaded_events(settings: Settings) -> dict[tuple[str, datetime], int]:
@@ -58,7 +58,7 @@ def wait_for_started_run(settings: Settings, timeout: float) -> str:
 
 
 def sigkill(settings: Settings, name: str) -> None:
-    pid = service_pid(settings, name)
+    pid = SERVICES[name](settings).pid()
     assert pid is not None, f"{name} is not running"
     os.killpg(pid, signal.SIGKILL)
 

@@ -33,6 +33,7 @@ def fake_java_home(root: Path, version_line: str) -> Path:
     return root
 
 
+@pytest.mark.spark  # the machine's JDK
 def test_the_machines_java_is_usable() -> None:
     assert find_java().major >= MINIMUM_JAVA
 

@@ -15,11 +15,12 @@ from confluent_kafka import Producer
 
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import admin_client, consume, ensure_topics, topic_offsets
-from smartcity.kafka.broker import LocalBroker, new_cluster_id
+from smartcity.kafka.broker import broker_service, new_cluster_id
+from smartcity.services import Service
 from smartcity.settings import Settings
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
 
 def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
@@ -36,13 +37,13 @@ def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
     assert failures == []
 
 
-def test_topics_exist_with_configured_partitions(broker: LocalBroker, settings: Settings) -> None:
+def test_topics_exist_with_configured_partitions(broker: Service, settings: Settings) -> None:
     metadata = admin_client(settings).list_topics(timeout=10).topics
     for topic in settings.topics.values():
         assert len(metadata[topic].partitions) == settings.kafka_partitions == 3
 
 
-def test_message_round_trip(broker: LocalBroker, settings: Settings) -> None:
+def test_message_round_trip(broker: Service, settings: Settings) -> None:
     topic = settings.gps_topic
     before = sum(row.high for row in topic_offsets(settings) if row.topic == topic)
     run_id = str(uuid.uuid4())
@@ -59,7 +60,7 @@ def test_message_round_trip(broker: LocalBroker, settings: Settings) -> None:
     assert after - before == len(sent)
 
 
-def test_ensure_topics_is_idempotent_and_grows_partitions(broker: LocalBroker, settings: Settings) -> None:
+def test_ensure_topics_is_idempotent_and_grows_partitions(broker: Service, settings: Settings) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     renamed = {f"{stream}_topic": f"{prefix}{stream}" for stream in settings.topics}
     two = settings.model_copy(update={**renamed, "kafka_partitions": 2})
@@ -69,11 +70,11 @@ def test_ensure_topics_is_idempotent_and_grows_partitions(broker: LocalBroker, s
     assert set(ensure_topics(four).values()) == {4}
 
 
-def test_status_lists_topics_partitions_and_end_offsets(broker: LocalBroker, settings: Settings) -> None:
+def test_status_lists_topics_partitions_and_end_offsets(broker: Service, settings: Settings) -> None:
     produce(settings, settings.weather_topic, [b'{"status": "probe"}'])
     result = run_cli("kafka", "status")
     assert result.returncode == 0, result.stderr
-    assert f"running (pid {broker.running_pid()})" in result.stdout
+    assert f"running (pid {broker.pid()})" in result.stdout
     rows = [
         line.split()
         for line in result.stdout.splitlines()
@@ -86,7 +87,7 @@ def test_status_lists_topics_partitions_and_end_offsets(broker: LocalBroker, set
     assert weather_messages >= 1
 
 
-def test_tail_pretty_prints_json_and_flags_bad_payloads(broker: LocalBroker, settings: Settings) -> None:
+def test_tail_pretty_prints_json_and_flags_bad_payloads(broker: Service, settings: Settings) -> None:
     produce(
         settings,
         settings.emergency_topic,
@@ -99,7 +100,7 @@ def test_tail_pretty_prints_json_and_flags_bad_payloads(broker: LocalBroker, set
     assert "(not JSON) {oops" in result.stdout
 
 
-def test_tail_of_a_missing_topic_names_it(broker: LocalBroker) -> None:
+def test_tail_of_a_missing_topic_names_it(broker: Service) -> None:
     result = run_cli("kafka", "tail", "no_such_topic", "--idle-timeout", "1")
     assert result.returncode == 1
     assert "topic 'no_such_topic' does not exist" in result.stderr
@@ -114,7 +115,7 @@ def test_status_without_broker_says_how_to_start_it(private_environment: dict[st
 
 def test_lifecycle_start_twice_sigkill_restart_stop(private_environment: dict[str, str]) -> None:
     settings = settings_from(private_environment)
-    broker = LocalBroker(settings)
+    broker = broker_service(settings)
     try:
         with ThreadPoolExecutor(2) as pool:  # two concurrent starts launch one broker
             results = list(
@@ -131,7 +132,7 @@ def test_lifecycle_start_twice_sigkill_restart_stop(private_environment: dict[st
             )
         assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
         assert sorted("already running" in r.stdout for r in results) == [False, True]
-        first = broker.running_pid()
+        first = broker.pid()
         assert first is not None
 
         again = broker.start()
@@ -139,7 +140,7 @@ def test_lifecycle_start_twice_sigkill_restart_stop(private_environment: dict[st
 
         produce(settings, settings.vehicle_topic, [b'{"before": "kill"}'] * 10)
         os.kill(first, signal.SIGKILL)
-        assert broker.running_pid() is None
+        assert broker.pid() is None
 
         restarted = broker.start()
         assert not restarted.already_running and restarted.pid != first
@@ -147,7 +148,7 @@ def test_lifecycle_start_twice_sigkill_restart_stop(private_environment: dict[st
 
         stop = run_cli("kafka", "stop", env=private_environment)
         assert stop.returncode == 0 and f"stopped (pid {restarted.pid})" in stop.stdout
-        assert broker.running_pid() is None
+        assert broker.pid() is None
         assert "not running" in run_cli("kafka", "stop", env=private_environment).stdout
     finally:
         broker.stop()
@@ -159,7 +160,7 @@ def test_port_in_use_is_reported_with_the_setting(private_environment: dict[str,
         squatter.bind(("127.0.0.1", settings.kafka_port))
         squatter.listen()
         with pytest.raises(PlatformError, match=rf"port {settings.kafka_port} .* SMARTCITY_KAFKA_PORT"):
-            LocalBroker(settings).start()
+            broker_service(settings).start()
 
 
 def test_cluster_ids_never_look_like_options() -> None:

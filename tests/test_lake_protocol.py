@@ -14,9 +14,9 @@ import pytest
 
 from smartcity.atomic import exchange
 from smartcity.errors import PlatformError
+from smartcity.object_store import LocalStorage, Storage, storage_for
 from smartcity.settings import Settings
 from spark_streaming.lake import Lake, compact_hour, last_committed_batch, recover_compactions
-from spark_streaming.storage import LocalStorage, Storage, storage_for
 from tests.conftest import unencrypted_objects
 
 HOUR = "vehicle_data/event_date=2026-11-27/event_hour=08"

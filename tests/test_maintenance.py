@@ -9,12 +9,15 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from simulator.lake_fixture import write_raw_fixture
+from smartcity.lake_layout import Hour
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
+
+pytestmark = pytest.mark.spark
 
 
 def hour_dirs(lake: Path, hour: Hour) -> list[Path]:

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from smartcity.kafka.admin import consume, ensure_topics
-from smartcity.kafka.broker import LocalBroker
+from smartcity.kafka.broker import broker_service
+from smartcity.services import Service
 from smartcity.settings import Settings
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
 
 def private_topics(settings: Settings) -> tuple[Settings, dict[str, str]]:
@@ -42,7 +43,7 @@ def summary_value(output: str, label: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
-def test_ledger_equals_what_a_consumer_reads_back(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+def test_ledger_equals_what_a_consumer_reads_back(broker: Service, settings: Settings, tmp_path: Path) -> None:
     scoped, env = private_topics(settings)
     ledger = tmp_path / "ledger.csv"
     result = run_cli(
@@ -101,7 +102,7 @@ def test_ledger_equals_what_a_consumer_reads_back(broker: LocalBroker, settings:
     assert len(valid_ids) - len(set(valid_ids)) == sum(1 for row in rows if row["fault"] == "duplicate")
 
 
-def test_keys_are_device_ids_so_each_device_stays_in_one_partition(broker: LocalBroker, settings: Settings) -> None:
+def test_keys_are_device_ids_so_each_device_stays_in_one_partition(broker: Service, settings: Settings) -> None:
     scoped, env = private_topics(settings)
     result = run_cli("simulate", "--seed", "4", "--speedup", "0", "--max-events", "3000", "--no-progress", env=env)
     assert result.returncode == 0, result.stderr
@@ -120,7 +121,7 @@ def test_broker_down_at_start_fails_fast(private_environment: dict[str, str]) ->
     assert time.monotonic() - started < 120  # bounded, never a hang (the client gives up after 10 s)
 
 
-def test_missing_topic_is_named(broker: LocalBroker) -> None:
+def test_missing_topic_is_named(broker: Service) -> None:
     result = run_cli("simulate", "--max-events", "10", "--no-progress", env={"SMARTCITY_GPS_TOPIC": "no_gps_here"})
     assert result.returncode == 1
     assert "topic(s) no_gps_here do not exist" in result.stderr
@@ -129,7 +130,7 @@ def test_missing_topic_is_named(broker: LocalBroker) -> None:
 def test_broker_stopped_mid_run_counts_failures_and_exits_non_zero(
     private_environment: dict[str, str], tmp_path: Path
 ) -> None:
-    local = LocalBroker(settings_from(private_environment))
+    local = broker_service(settings_from(private_environment))
     local.start()
     ledger = tmp_path / "ledger.csv"
     process = subprocess.Popen(
@@ -167,7 +168,7 @@ def test_broker_stopped_mid_run_counts_failures_and_exits_non_zero(
     assert summary_value(stderr, "sent") == acknowledged + failed
 
 
-def test_sigint_flushes_and_prints_the_summary(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+def test_sigint_flushes_and_prints_the_summary(broker: Service, settings: Settings, tmp_path: Path) -> None:
     _, env = private_topics(settings)
     ledger = tmp_path / "ledger.csv"
     process = subprocess.Popen(

@@ -17,19 +17,21 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
 from simulator.city import Scenario
 from simulator.lake_fixture import write_raw_fixture
-from smartcity.platform import dagster_environment, start_spark
+from smartcity.lake_layout import Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.catalog import catalog_key
-from smartcity_dagster.assets.processed import processed_key
-from smartcity_dagster.partitions import Hour
-from smartcity_dagster.spark_connect import remote_url, token_file
+from smartcity_dagster.assets.keys import catalog_key, processed_key
+from smartcity_dagster.services import prepare_instance
+from smartcity_dagster.spark_connect import platform_server_url, spark_connect_service, token_file
 from tests.conftest import settings_from
 from tests.test_dagster_assets import FAULTS
+
+pytestmark = pytest.mark.spark
 
 STREAMS = ("vehicle", "emergency")  # emergency: window functions, a join and the incident lookback
 
@@ -42,7 +44,7 @@ def materialize(environment: dict[str, str], hour: Hour, rebuild: bool = False) 
                "smartcity_dagster.definitions", "--select", ",".join(keys), "--partition", hour.key]  # fmt: skip
     if rebuild:
         command += ["--config-json", json.dumps({"ops": {"processed_tables": {"config": {"rebuild": True}}}})]
-    env = {**dagster_environment(settings), **environment}
+    env = {**os.environ, "DAGSTER_HOME": str(prepare_instance(settings)), **environment}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -57,6 +59,23 @@ def newest_metadata(settings: Settings, stream: str) -> dict:
     with dg.DagsterInstance.from_config(str(settings.paths.dagster_home)) as instance:
         event = instance.get_latest_materialization_event(processed_key(stream))
     return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def server_url(settings: Settings) -> str | None:
+    return platform_server_url(settings.paths, settings.spark_connect_port)
+
+
+def loaded_step(environment: dict[str, str]) -> subprocess.Popen[str]:
+    """A process that loads the definitions and then, told to on stdin, runs the processing step's Spark: which
+    Spark and what a query gives."""
+    script = (
+        "from smartcity_dagster.definitions import defs; spark = defs.resources['pyspark']\n"
+        "print('loaded', flush=True); input(); count = spark.spark_session.range(7).count(); print(spark.kind, count)"
+    )
+    step = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, **environment}, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    assert step.stdout.readline().strip() == "loaded"
+    return step
 
 
 def connect_client(url: str) -> subprocess.CompletedProcess:
@@ -84,12 +103,16 @@ def test_processing_runs_on_the_platform_spark_server_with_the_rows_a_local_sess
         scenario=Scenario(incidents_per_hour=3_000),
     )  # incidents within the fixture's minutes
     hour = Hour(start.replace(minute=0))
-    assert remote_url(settings) is None, "no server runs yet"
-    server = start_spark(settings)
+    assert server_url(settings) is None, "no server runs yet"
+    step = loaded_step(private_environment)  # a code location loaded before the server starts
+    server = spark_connect_service(settings)
+    started = server.start()
     try:
-        url = remote_url(settings)
-        assert url == f"sc://localhost:{settings.spark_connect_port}/;token={token_file(settings).read_text()}"
-        assert token_file(settings).stat().st_mode & 0o777 == 0o600, "only its owner may read the token"
+        url = server_url(settings)
+        assert url == f"sc://localhost:{settings.spark_connect_port}/;token={token_file(settings.paths).read_text()}"
+        assert token_file(settings.paths).stat().st_mode & 0o777 == 0o600, "only its owner may read the token"
+        ran, _ = step.communicate("go\n", timeout=300)
+        assert ran.splitlines()[-1] == "Spark Connect (the platform's server) 7", "chosen when the step runs"
 
         on_server = materialize(private_environment, hour)
         assert on_server.returncode == 0, on_server.stdout[-3000:] + on_server.stderr[-3000:]
@@ -102,17 +125,17 @@ def test_processing_runs_on_the_platform_spark_server_with_the_rows_a_local_sess
         assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr, refused.stderr[-2000:]
         assert connect_client(url.split("/;")[0]).returncode != 0, "a client without a token is served"
 
-        jvm = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
-                                                  text=True).stdout.split()]  # fmt: skip
+        jvm = psutil.Process(started.pid).children()
         assert jvm, "the server's JVM is not a child of its service"
-        for pid in jvm:
-            os.kill(pid, signal.SIGKILL)
-        assert server.process.wait(timeout=60) != 0, "the service must exit when its JVM dies"
+        for child in jvm:
+            child.send_signal(signal.SIGKILL)
+        assert started.process.wait(timeout=60) != 0, "the service must exit when its JVM dies"
         log = (settings.paths.logs / "spark.log").read_text()
         assert "the Spark Connect server's JVM exited" in log, log[-2000:]
     finally:
+        step.kill()
         server.stop()
-    assert remote_url(settings) is None, "the stopped server must not be used"
+    assert server_url(settings) is None, "the stopped server must not be used"
 
     for stream in STREAMS:
         shutil.rmtree(Path(settings.lake) / "processed" / stream)

@@ -14,10 +14,10 @@ from confluent_kafka import Producer
 
 from smartcity.jars import PYSPARK_JARS, SPARK_KAFKA, artifact_name, classpath
 from smartcity.kafka.admin import ensure_topics
-from smartcity.kafka.broker import LocalBroker
+from smartcity.services import Service
 from smartcity.settings import Settings
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
 
 def test_connector_version_equals_pyspark(settings: Settings) -> None:
@@ -50,7 +50,7 @@ spark.stop()
 """
 
 
-def test_spark_batch_reads_topic_from_local_jars(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+def test_spark_batch_reads_topic_from_local_jars(broker: Service, settings: Settings, tmp_path: Path) -> None:
     topic = f"spark_probe_{uuid.uuid4().hex[:8]}"
     ensure_topics(settings.model_copy(update={"traffic_topic": topic}))
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})

@@ -17,10 +17,11 @@ import pyspark
 import pytest
 
 from smartcity.jars import SPARK_KAFKA, classpath
-from smartcity.kafka.broker import LocalBroker
+from smartcity.services import Service
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
-from spark_streaming.job import StreamPaths
+from spark_streaming.control import stream_service
+from spark_streaming.paths import StreamPaths
 from tests.conftest import SMARTCITY, run_cli, settings_from
 from tests.graph import run_graph, sensor_hours
 from tests.pipeline import (
@@ -36,11 +37,11 @@ from tests.pipeline import (
     wait_for_batches,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
 
 @pytest.fixture(scope="module")
-def drained(broker: LocalBroker, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def drained(broker: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A seeded run with every fault kind, drained by available-now in batches of at most 8,000 records."""
     root = tmp_path_factory.mktemp("drained")
     environment = stream_environment(settings, root, SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="8000")
@@ -120,7 +121,7 @@ def test_unreachable_broker_gives_up_with_a_clear_error(private_environment: dic
     assert "cannot reach Kafka" in result.stderr and "gave up after 3 attempts" in result.stderr
 
 
-def test_a_missing_topic_gives_up_with_a_clear_error(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+def test_a_missing_topic_gives_up_with_a_clear_error(broker: Service, settings: Settings, tmp_path: Path) -> None:
     environment = {**stream_environment(settings, tmp_path), "SMARTCITY_GPS_TOPIC": f"missing_{tmp_path.name}"}
     result = run_cli("stream", "start", "--available-now", env=environment)
     assert result.returncode == 1
@@ -135,7 +136,7 @@ def test_a_new_checkpoint_over_a_published_lake_is_refused(drained: dict, tmp_pa
 
 
 def test_a_stop_during_a_backlog_commits_the_running_batch_and_a_restart_resumes(
-    broker: LocalBroker, settings: Settings, tmp_path: Path
+    broker: Service, settings: Settings, tmp_path: Path
 ) -> None:
     environment = stream_environment(
         settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="1", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="1000"
@@ -163,7 +164,7 @@ def test_a_stop_during_a_backlog_commits_the_running_batch_and_a_restart_resumes
     assert_exactly_once(environment, ledger_rows(first, second))
 
 
-def test_spark_submit_runs_the_stream(broker: LocalBroker, settings: Settings, tmp_path: Path) -> None:
+def test_spark_submit_runs_the_stream(broker: Service, settings: Settings, tmp_path: Path) -> None:
     """The cluster entry point, on a local master: spark-submit's master and driver addresses win over ours."""
     environment = stream_environment(settings, tmp_path)
     ledger = tmp_path / "ledger.csv"
@@ -194,7 +195,7 @@ def test_spark_submit_runs_the_stream(broker: LocalBroker, settings: Settings, t
 
 
 def test_sigkill_three_times_during_200k_events_loses_and_duplicates_nothing(
-    broker: LocalBroker, settings: Settings, tmp_path: Path
+    broker: Service, settings: Settings, tmp_path: Path
 ) -> None:
     environment = stream_environment(
         settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="1", SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="20000"
@@ -206,7 +207,7 @@ def test_sigkill_three_times_during_200k_events_loses_and_duplicates_nothing(
         env={**os.environ, **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     chance = random.Random(2026)
-    pid_file = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    pid_file = stream_service(settings_from(environment)).pid_file
     kills = 0
     try:
         for _ in range(3):
@@ -236,7 +237,7 @@ def test_the_dagster_graph_reconciles_the_drained_run_with_the_ledger(drained: d
     settings = settings_from(drained["environment"])
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
-        hours = sensor_hours(defs, instance, settings.lake)
+        hours = sensor_hours(defs, instance)
         result = run_graph(defs, instance, hours[0], hours[-1])
     assert result.success
     fleet = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["warehouse", "fleet_hourly"]]

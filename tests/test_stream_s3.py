@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from smartcity.jars import SPARK_S3, resolve
-from smartcity.kafka.broker import LocalBroker
+from smartcity.object_store import storage_for
+from smartcity.services import Service
 from smartcity.settings import Settings
+from spark_streaming.control import stream_service
 from spark_streaming.lake import Lake
-from spark_streaming.storage import storage_for
 from tests.conftest import run_cli, s3_lake_environment, settings_from, unencrypted_objects
 from tests.pipeline import (
     FAULTS,
@@ -29,11 +30,11 @@ from tests.pipeline import (
     wait_for_batches,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
 
 def test_a_stream_killed_twice_publishes_every_record_once_to_s3_encrypted(
-    broker: LocalBroker, settings: Settings, s3_endpoint: str, tmp_path: Path
+    broker: Service, settings: Settings, s3_endpoint: str, tmp_path: Path
 ) -> None:
     environment = stream_environment(
         settings,
@@ -46,7 +47,7 @@ def test_a_stream_killed_twice_publishes_every_record_once_to_s3_encrypted(
     resolve(s3_settings, SPARK_S3)  # once per machine, outside the stream's start-up timeout
     ledger = tmp_path / "ledger.csv"
     simulate(environment, ledger, "--seed", "31", "--max-events", "30000", *FAULTS)
-    chance, pid_file = random.Random(31), Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "stream.pid"
+    chance, pid_file = random.Random(31), stream_service(s3_settings).pid_file
     try:
         for kill in range(2):  # SIGKILL at a random moment while it works through the backlog
             started = run_cli("stream", "start", env=environment)

@@ -15,8 +15,11 @@ from pyspark.sql import functions as F
 
 from smartcity.contracts import QUARANTINE_REASONS, TRAFFIC
 from smartcity.settings import Settings
-from spark_streaming.job import BatchWriter, StreamPaths, spark_session
+from spark_streaming.job import BatchWriter, spark_session
+from spark_streaming.paths import StreamPaths
 from spark_streaming.validation import clean_rows, diagnose, fast_pass
+
+pytestmark = pytest.mark.spark
 
 VALID = {
     "event_id": "0b9a4c8e-2f1d-4e6a-9c3b-7d5e1f2a3b4c",

@@ -13,9 +13,9 @@ import pytest
 
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.errors import PlatformError
-from smartcity.settings import duckdb_file
+from smartcity.lake_layout import Hour
+from smartcity.warehouse_url import parse_warehouse_url
 from smartcity_dagster.definitions import build_definitions
-from smartcity_dagster.partitions import Hour
 from smartcity_dagster.resources.warehouse import Warehouse, warehouse_from_url
 from tests.conftest import isolated_environment, settings_from
 from tests.graph import run_graph
@@ -36,7 +36,7 @@ def rows(hour: datetime, *values: int) -> pa.Table:
 
 def content(warehouse: Warehouse, url: str) -> list[tuple]:
     if url.startswith("duckdb"):
-        with duckdb.connect(str(duckdb_file(url)), read_only=True) as db:
+        with duckdb.connect(str(parse_warehouse_url(url).duckdb_file), read_only=True) as db:
             return db.execute("SELECT * FROM gold.traffic_hourly ORDER BY ALL").fetchall()
     with psycopg.connect(url) as connection:
         return connection.execute("SELECT * FROM gold.traffic_hourly ORDER BY 1, 2").fetchall()
@@ -74,6 +74,7 @@ def test_an_unreachable_postgres_names_the_server_and_hides_the_password() -> No
     assert "s3cret" not in str(error.value)
 
 
+@pytest.mark.spark  # it runs the graph
 def test_the_graph_loads_postgres_when_a_url_is_configured(postgres_url: str, tmp_path: Path) -> None:
     settings = settings_from({**isolated_environment(tmp_path / "var"), "SMARTCITY_WAREHOUSE_URL": postgres_url})
     start = datetime.now(UTC).replace(minute=10, second=0, microsecond=0) - timedelta(hours=5)

@@ -1,32 +1,28 @@
 """Glue tables for the raw and quarantine zones: register each table and its hour partitions, check schema drift."""
 
+import posixpath
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext
 
+from smartcity.lake_layout import QUARANTINE, RAW, Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.raw import LANDED_ZONES, OWNERS
-from smartcity_dagster.partitions import EVENT_PARTITION, Hour, window_hours
+from smartcity_dagster.assets.keys import CATALOG, LANDED_KEYS, OWNERS, catalog_key
+from smartcity_dagster.partitions import window_hours
 from smartcity_dagster.resources.catalog import GlueCatalog, PartitionEntry, SchemaDriftError
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 from smartcity_dagster.tables import QUARANTINE_TABLES, RAW_TABLES, TableSchema
 
-LANDED_TABLES = {"raw": RAW_TABLES, "quarantine": QUARANTINE_TABLES}  # zone → stream → table the stream lands
+LANDED_TABLES = {RAW: RAW_TABLES, QUARANTINE: QUARANTINE_TABLES}  # zone → stream → table the stream lands
 CATALOG_DESCRIPTIONS = {
-    "raw": "columns from the data contract, one partition per event hour.",
-    "quarantine": "rejected records with their reason and payload, one partition per ingest hour.",
+    RAW: "columns from the data contract, one partition per event hour.",
+    QUARANTINE: "rejected records with their reason and payload, one partition per ingest hour.",
 }
 
 SCHEMA_CHECK = "matches_contract"
 CATALOG_POOL = "lake_catalog"  # the DuckDB catalog has one writer at a time: its steps queue, not collide
-
-
-def catalog_key(database: str, table: str) -> dg.AssetKey:
-    return dg.AssetKey(["catalog", database, table])
 
 
 def glue_type(arrow_type: pa.DataType) -> str:
@@ -43,31 +39,28 @@ def glue_type(arrow_type: pa.DataType) -> str:
     return str(arrow_type)
 
 
-def file_schema_problems(table: TableSchema, files: list[str]) -> list[str]:
+def file_schema_problems(table: TableSchema, lake: LakeStorage, files: list[LakeFile]) -> list[str]:
     """Where the files' columns disagree with the table's contract-derived schema, naming each column."""
     problems = []
     for file in files:
-        schema = pq.read_schema(file)
-        found = {field.name: glue_type(field.type) for field in schema}
+        found = {field.name: glue_type(field.type) for field in lake.read_schema(file)}
         for column in table.columns:
             if column.name not in found:
                 if column.required:
-                    problems.append(f"column '{column.name}' is missing from {Path(file).name}")
+                    problems.append(f"column '{column.name}' is missing from {file.name}")
             elif found[column.name] != column.type:
                 problems.append(
-                    f"column '{column.name}' is {found[column.name]} in {Path(file).name}, "
-                    f"the contract says {column.type}"
+                    f"column '{column.name}' is {found[column.name]} in {file.name}, the contract says {column.type}"
                 )
     return sorted(set(problems))
 
 
-def partition_entries(
-    lake: LakeStorage, location: str, listed: dict[Hour, list[LakeFile]], keys: tuple[str, str] = EVENT_PARTITION
-) -> list[PartitionEntry]:
+def partition_entries(lake: LakeStorage, listed: dict[Hour, list[LakeFile]]) -> list[PartitionEntry]:
+    """Catalog partitions for the listed hours: where each hour's files are, how many, rows and bytes."""
     return [
         PartitionEntry(
             hour=hour,
-            location=f"{location}/{hour.directory(keys)}",
+            location=lake.uri(posixpath.dirname(files[0].key)),
             files=len(files),
             rows=sum(lake.row_count(file) for file in files),
             bytes=sum(file.size for file in files),
@@ -80,14 +73,14 @@ def build_landed_catalog(settings: Settings, partitions: dg.PartitionsDefinition
     specs = [
         dg.AssetSpec(
             key=catalog_key(zone, stream),
-            deps=[LANDED_ZONES[zone](stream)],
+            deps=[LANDED_KEYS[zone](stream)],
             description=f"Glue table {zone}.{stream}: {CATALOG_DESCRIPTIONS[zone]}",
-            group_name="catalog",
+            group_name=CATALOG,
             kinds={"glue", "duckdb"},
             owners=OWNERS,
             partitions_def=partitions,
         )
-        for zone in LANDED_ZONES
+        for zone in LANDED_KEYS
         for stream in settings.topics
     ]
     checks = [
@@ -112,26 +105,23 @@ def build_landed_catalog(settings: Settings, partitions: dg.PartitionsDefinition
         context: AssetExecutionContext, lake: LakeStorage, catalog: GlueCatalog
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         hours = window_hours(context)
-        dates = sorted({hour.start.date() for hour in hours})
         for key in sorted(context.selected_asset_keys):
             zone, stream = key.path[1:]
-            table, location = LANDED_TABLES[zone][stream], lake.location(zone, settings.topics[stream])
-            listed = {
-                h: files for h, files in lake.list_hours(zone, settings.topics[stream], dates).items() if h in hours
-            }
-            entries = partition_entries(lake, location, listed, table.partition_keys)
-            problems = file_schema_problems(table, [files[-1].path for files in listed.values()])
+            table, topic = LANDED_TABLES[zone][stream], settings.topics[stream]
+            listed = lake.files_of(zone, topic, hours)
+            entries = partition_entries(lake, listed)
+            problems = file_schema_problems(table, lake, [files[-1] for files in listed.values()])
             added: list[str] = []
             if not problems:
                 try:
-                    added = catalog.register_table(table, location, entries, hours)
+                    added = catalog.register_table(table, lake.location(zone, topic), entries, hours)
                 except SchemaDriftError as error:
                     problems = [str(error)]
             yield dg.MaterializeResult(
                 asset_key=key,
                 metadata={
                     "table": f"{zone}.{stream}",
-                    "location": location,
+                    "location": lake.location(zone, topic),
                     "partitions": len(entries),
                     "rows": sum(entry.rows for entry in entries),
                     "files": sum(entry.files for entry in entries),

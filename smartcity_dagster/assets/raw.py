@@ -3,25 +3,9 @@
 import dagster as dg
 
 from smartcity.contracts import CONTRACTS
+from smartcity.lake_layout import table_uri
 from smartcity.settings import Settings
-from smartcity_dagster.resources.lake import LocalLake
-
-OWNERS = ["team:data-platform"]
-
-
-def kafka_key(stream: str) -> dg.AssetKey:
-    return dg.AssetKey(["kafka", stream])
-
-
-def raw_key(stream: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", stream])
-
-
-def quarantine_key(stream: str) -> dg.AssetKey:
-    return dg.AssetKey(["quarantine", stream])
-
-
-LANDED_ZONES = {"raw": raw_key, "quarantine": quarantine_key}  # the zones the stream lands: zone → asset key
+from smartcity_dagster.assets.keys import INGESTION, LANDED_KEYS, OWNERS, kafka_key
 
 
 def kafka_topic_specs(settings: Settings) -> list[dg.AssetSpec]:
@@ -30,7 +14,7 @@ def kafka_topic_specs(settings: Settings) -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=kafka_key(stream),
             description=f"Kafka topic `{topic}`: {CONTRACTS[stream].description}",
-            group_name="ingestion",
+            group_name=INGESTION,
             kinds={"kafka"},
             owners=OWNERS,
             metadata={
@@ -55,18 +39,20 @@ LANDED_DESCRIPTIONS = {
 def landed_table_specs(settings: Settings, partitions: dg.PartitionsDefinition) -> list[dg.AssetSpec]:
     """The raw and quarantine zones, one table per topic each, landed by the Spark stream; the lake sensor
     records their hours."""
-    lake = LocalLake(root=settings.lake)
     return [
         dg.AssetSpec(
             key=key(stream),
             deps=[kafka_key(stream)],
             description=f"{zone.capitalize()} zone of `{topic}`: {LANDED_DESCRIPTIONS[zone]}",
-            group_name="ingestion",
+            group_name=INGESTION,
             kinds={"spark", "parquet"},
             owners=OWNERS,
             partitions_def=partitions,
-            metadata={"location": lake.location(zone, topic), "landed_by": "spark_streaming (raw_ingest query)"},
+            metadata={
+                "location": table_uri(settings.lake, zone, topic),
+                "landed_by": "spark_streaming (raw_ingest query)",
+            },
         )
-        for zone, key in LANDED_ZONES.items()
+        for zone, key in LANDED_KEYS.items()
         for stream, topic in settings.topics.items()
     ]

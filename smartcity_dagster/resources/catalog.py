@@ -20,7 +20,7 @@ from duckdb import DuckDBPyConnection
 
 from smartcity.duckdb_files import connect
 from smartcity.errors import PlatformError
-from smartcity_dagster.partitions import Hour
+from smartcity.lake_layout import Hour
 from smartcity_dagster.tables import Column, TableSchema
 
 DUCKDB_TYPES = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 import dagster as dg
 import psycopg
@@ -19,7 +18,7 @@ import pyarrow as pa
 
 from smartcity.duckdb_files import connect
 from smartcity.errors import ConfigError, PlatformError
-from smartcity.settings import duckdb_file, redact_url
+from smartcity.warehouse_url import parse_warehouse_url, redact
 
 SCHEMA = "gold"
 
@@ -115,7 +114,7 @@ class PostgresWarehouse(Warehouse):
             return psycopg.connect(self.url, connect_timeout=10)
         except psycopg.OperationalError as error:
             raise PlatformError(
-                f"cannot reach the PostgreSQL warehouse at {redact_url(self.url)}: {str(error).strip()}. "
+                f"cannot reach the PostgreSQL warehouse at {redact(self.url)}: {str(error).strip()}. "
                 "Check SMARTCITY_WAREHOUSE_URL and that the server is running."
             ) from error
 
@@ -157,13 +156,12 @@ def _naive(value: object) -> object:
 
 def warehouse_from_url(url: str) -> Warehouse:
     """The warehouse implementation for a ``SMARTCITY_WAREHOUSE_URL``."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.split("+", 1)[0]
-    if scheme == "duckdb":
-        return DuckDbWarehouse(path=str(duckdb_file(url)))
-    if scheme == "postgresql":
-        return PostgresWarehouse(url=url.replace(parsed.scheme + "://", "postgresql://", 1))
+    warehouse = parse_warehouse_url(url)
+    if warehouse.engine == "duckdb":
+        return DuckDbWarehouse(path=str(warehouse.duckdb_file))
+    if warehouse.engine == "postgresql":
+        return PostgresWarehouse(url=warehouse.url)
     raise ConfigError(
-        f"SMARTCITY_WAREHOUSE_URL={redact_url(url)!r}: the local profile loads duckdb:/// or postgresql:// "
+        f"SMARTCITY_WAREHOUSE_URL={warehouse.redacted!r}: the local profile loads duckdb:/// or postgresql:// "
         "warehouses; Redshift comes with the aws profile"
     )

@@ -1,7 +1,7 @@
-"""`smartcity status`: every component up or down, the stream's progress, the asset graph's and the gold data's.
+"""`smartcity status`: every service up or down, the stream's progress, the asset graph's and the gold data's.
 
-Read-only and quick: process and port probes, Spark's checkpoint, Kafka's end offsets, the Dagster instance's
-newest materialization per asset group, and the warehouse's newest event time.
+Read-only and quick: pid files, Spark's checkpoint, Kafka's end offsets, the Dagster instance's materialized
+partitions (grouped by asset key, without loading the code location), and the warehouse's newest event time.
 """
 
 from __future__ import annotations
@@ -9,28 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from smartcity.errors import PlatformError
-from smartcity.kafka.broker import LocalBroker
 from smartcity.settings import Settings
+from smartcity_dagster.assets.keys import GROUP_OF_PREFIX, STEPS
+from smartcity_dagster.services import dagster_home
+from smartcity_ops.services import services
 
 
 def components(settings: Settings) -> dict[str, str]:
-    """Component → 'up …' or 'down'."""
-    from smartcity.platform import answers, dagster_url, dashboard_url, service_pid, spark_connect_address
-    from spark_streaming.control import running_pid
-
-    broker = LocalBroker(settings).running_pid()
-    stream = running_pid(settings)
-    daemon, spark = service_pid(settings, "daemon"), service_pid(settings, "spark")
-    return {
-        "kafka": f"up (pid {broker}, {settings.bootstrap_servers})" if broker else "down",
-        "stream": f"up (pid {stream})" if stream else "down",
-        "spark": f"up (pid {spark}, Spark Connect on {spark_connect_address(settings)})" if spark else "down",
-        "daemon": f"up (pid {daemon})" if daemon else "down",
-        "dagster": f"up ({dagster_url(settings)})" if answers(f"{dagster_url(settings)}/server_info") else "down",
-        "dashboard": f"up ({dashboard_url(settings)})"
-        if answers(f"{dashboard_url(settings)}/_stcore/health")
-        else "down",
-    }
+    """Service → 'up (pid …, what it offers)' or 'down'."""
+    states = {}
+    for service in services(settings):
+        pid = service.pid()
+        states[service.name] = f"up (pid {pid}, {service.summary})" if pid else "down"
+    return states
 
 
 def stream_lines(settings: Settings) -> list[str]:
@@ -50,19 +41,16 @@ def newest_partitions(settings: Settings) -> dict[str, str]:
     """Asset group → newest materialized partition (hour) in the Dagster instance under var/."""
     import dagster as dg
 
-    from smartcity.platform import dagster_environment
-    from smartcity_dagster.definitions import build_definitions
-
-    home = dagster_environment(settings)["DAGSTER_HOME"]
+    home = dagster_home(settings)
+    if not (home / "dagster.yaml").exists():
+        return {}
     groups: dict[str, str] = {}
-    with dg.DagsterInstance.from_config(home) as instance:
-        for node in build_definitions(settings).resolve_asset_graph().asset_nodes:
-            if node.partitions_def is None:
-                continue
-            event = instance.get_latest_materialization_event(node.key)
-            partition = event.dagster_event.partition if event and event.dagster_event else None
-            if partition and partition > groups.get(node.group_name or "", ""):
-                groups[node.group_name or ""] = partition
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for key in instance.get_asset_keys():
+            partitions = instance.get_materialized_partitions(key)
+            group = GROUP_OF_PREFIX.get(key.path[0])  # None: an asset of an older version of the graph
+            if group and partitions and max(partitions) > groups.get(group, ""):
+                groups[group] = max(partitions)
     return groups
 
 
@@ -86,8 +74,7 @@ def report(settings: Settings) -> str:
     lines += ["stream", *[f"  {line}" for line in stream_lines(settings)]]
     groups = newest_partitions(settings)
     lines += ["newest materialized hour per asset group"]
-    lines += [f"  {group:10s} {groups.get(group, 'none')}" for group in ("ingestion", "catalog", "processed", "gold",
-                                                                          "warehouse")]  # fmt: skip
+    lines += [f"  {group:10s} {groups.get(group, 'none')}" for group in ("ingestion", *STEPS)]
     lines += ["gold data", f"  {freshness(settings)}"]
     return "\n".join(lines)
 
@@ -96,8 +83,8 @@ def status_line(settings: Settings) -> str:
     """One line for the running main job: events in Kafka, the stream's lag, the gold data's freshness."""
     from smartcity.kafka.admin import topic_offsets
     from spark_streaming.control import committed_offsets
-    from spark_streaming.job import StreamPaths
     from spark_streaming.lake import last_committed_batch
+    from spark_streaming.paths import StreamPaths
 
     checkpoint = StreamPaths.of(settings).checkpoint
     try:

@@ -1,5 +1,5 @@
-"""Where the lake's objects live: a local directory or an S3 prefix, behind the few operations the commit
-protocol needs (:mod:`spark_streaming.lake`).
+"""Where the lake's objects live: a local directory or an S3 prefix, behind the few operations that the stream's
+commit protocol (:mod:`spark_streaming.lake`) and the asset graph's publication of hours need.
 
 Keys are POSIX paths relative to the lake root (``raw/vehicle_data/event_date=…/part-b….parquet``). The one
 operation that carries the protocol's guarantee is :meth:`Storage.publish_file`: the target appears
@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -26,6 +26,11 @@ import pyarrow as pa
 from smartcity.atomic import write_json_atomically
 from smartcity.errors import PlatformError
 from smartcity.settings import Settings
+
+
+class StoredFile(NamedTuple):
+    key: str
+    size: int
 
 
 class Storage(ABC):
@@ -36,12 +41,24 @@ class Storage(ABC):
         """The URI under which Spark reads or writes ``key``."""
 
     @abstractmethod
+    def uri(self, key: str) -> str:
+        """The URI under which other readers (DuckDB, pyarrow, people) find ``key``: a path or ``s3://…``."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str, suffix: str = "") -> list[StoredFile]:
+        """The files under ``prefix`` (recursively) whose key ends in ``suffix``, with their sizes, sorted by key."""
+
     def list_files(self, prefix: str, suffix: str = "") -> list[str]:
         """Keys of the files under ``prefix`` (recursively) ending in ``suffix``, sorted."""
+        return [stored.key for stored in self.list_objects(prefix, suffix)]
 
     @abstractmethod
     def publish_file(self, source: str, target: str) -> None:
         """Move ``source`` to ``target`` so that ``target`` appears complete in one step."""
+
+    @abstractmethod
+    def put_file(self, local_file: Path, key: str) -> None:
+        """Move a file of this machine's file system to ``key`` (it appears whole)."""
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None:
@@ -79,15 +96,23 @@ class LocalStorage(Storage):
     def spark_uri(self, key: str) -> str:
         return str(self.path(key))
 
-    def list_files(self, prefix: str, suffix: str = "") -> list[str]:
+    def uri(self, key: str) -> str:
+        return str(self.path(key))
+
+    def list_objects(self, prefix: str, suffix: str = "") -> list[StoredFile]:
         base = self.path(prefix)
         if not base.exists():
             return []
-        return sorted(str(file.relative_to(self.root)) for file in base.rglob(f"*{suffix}") if file.is_file())
+        listed = (_stat(self.root, file) for file in base.rglob(f"*{suffix}"))
+        return sorted(stored for stored in listed if stored is not None)
 
     def publish_file(self, source: str, target: str) -> None:
         self.path(target).parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path(source), self.path(target))
+
+    def put_file(self, local_file: Path, key: str) -> None:
+        self.path(key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(local_file, self.path(key))
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -140,20 +165,28 @@ class S3Storage(Storage):
     def spark_uri(self, key: str) -> str:
         return f"s3a://{self.bucket}/{self.key(key)}"
 
-    def list_files(self, prefix: str, suffix: str = "") -> list[str]:
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.key(key)}"
+
+    def list_objects(self, prefix: str, suffix: str = "") -> list[StoredFile]:
         directory = self.key(prefix).rstrip("/")
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket,
             Prefix=f"{directory}/" if directory else "",  # a lake at the bucket's root
         )
-        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
-        return sorted(self.relative(key) for key in keys if key.endswith(suffix))
+        items = [item for page in pages for item in page.get("Contents", [])]
+        return sorted(StoredFile(self.relative(item["Key"]), item["Size"]) for item in items
+                      if item["Key"].endswith(suffix))  # fmt: skip
 
     def publish_file(self, source: str, target: str) -> None:
         self.client.copy(
             {"Bucket": self.bucket, "Key": self.key(source)}, self.bucket, self.key(target), ExtraArgs=self.encryption
         )
         self.client.delete_object(Bucket=self.bucket, Key=self.key(source))
+
+    def put_file(self, local_file: Path, key: str) -> None:
+        self.client.upload_file(str(local_file), self.bucket, self.key(key), ExtraArgs=self.encryption)
+        local_file.unlink()
 
     def delete(self, keys: Iterable[str]) -> None:
         objects = [{"Key": self.key(key)} for key in keys]
@@ -180,6 +213,17 @@ class S3Storage(Storage):
 
     def open_input(self, key: str) -> pa.NativeFile:
         return pa.BufferReader(self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read())
+
+
+def _stat(root: Path, file: Path) -> StoredFile | None:
+    """The file with its size, or None for a directory or a file that vanished since it was listed (a compaction
+    swapped its hour away)."""
+    try:
+        if file.is_file():
+            return StoredFile(str(file.relative_to(root)), file.stat().st_size)
+    except FileNotFoundError:
+        pass
+    return None
 
 
 def storage_for(uri: str, settings: Settings) -> Storage:

@@ -1,0 +1,125 @@
+"""The ``smartcity`` command: one entry point for operating the platform.
+
+Each component owns its commands (`kafka` the base, `simulate` the simulator, `stream` the stream, `dashboard`
+the dashboard); this module assembles them with the platform-wide ones (`config`, `setup`, `up`, `down`, `run`,
+`status`). Every subcommand reads the same settings (``SMARTCITY_*`` variables, see ``smartcity config``) and
+reports failures as one clear message with a non-zero exit status instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.serve import dashboard_command
+from simulator.cli import simulate_command
+from smartcity.commands import configure_logging, run, with_settings
+from smartcity.kafka.commands import kafka_group
+from smartcity.settings import Settings
+from spark_streaming.commands import stream_group
+
+OPTIONAL_SERVICES = ("simulator", "stream", "spark", "daemon", "dagster", "dashboard")
+"""What `up` may be told to start (the broker always runs); the supervisor's table, checked by a test."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def cli(verbose: bool) -> None:
+    """Operate the smart-city data platform (local profile by default; see `smartcity config`)."""
+    configure_logging(verbose)
+
+
+@cli.command("config")
+@with_settings
+def config_command(settings: Settings) -> None:
+    """Validate the configuration and print every setting with its effective value."""
+    for variable, value in settings.public_items().items():
+        click.echo(f"{variable}={value}")
+
+
+@cli.command("setup")
+@with_settings
+def setup_command(settings: Settings) -> None:
+    """Create var/, resolve the JVM jars (Kafka broker, Spark Kafka connector, S3A for an S3 lake) and prepare the
+    dbt project's manifest, each once."""
+    from smartcity.jars import bundle_dir, needed_bundles
+    from smartcity_ops.supervisor import setup
+
+    setup(settings)
+    for bundle in needed_bundles(settings):
+        click.echo(f"{bundle.name}: {len(list(bundle_dir(settings, bundle).glob('*.jar')))} jars ready")
+    click.echo("dbt project: manifest ready")
+
+
+@cli.command("up")
+@click.argument("services", nargs=-1, type=click.Choice(OPTIONAL_SERVICES))
+@click.option("--simulate/--no-simulate", default=True, show_default=True, help="Start the city simulator too.")
+@with_settings
+def up_command(settings: Settings, services: tuple[str, ...], simulate: bool) -> None:
+    """Start the platform in the background; `down` stops it.
+
+    With no SERVICES: the broker, simulator, stream, Spark Connect server (processing), Dagster daemon, Dagster
+    UI and dashboard. Naming SERVICES starts only those (and the broker); services already up are left alone,
+    so after a crash `up` restarts what is missing.
+    """
+    from dashboard.serve import dashboard_url
+    from smartcity_dagster.services import dagster_url
+    from smartcity_ops.supervisor import up
+
+    names = [name for name in services or OPTIONAL_SERVICES if simulate or name != "simulator"]
+    for name, state in up(settings, names).items():
+        click.echo(f"  {name:10s} {state}")
+    click.echo(f"dashboard {dashboard_url(settings)} · Dagster {dagster_url(settings)} · logs {settings.paths.logs}")
+
+
+@cli.command("down")
+@with_settings
+def down_command(settings: Settings) -> None:
+    """Stop every service and the broker; each stops gracefully (the stream commits its batch)."""
+    from smartcity_ops.supervisor import down
+
+    for name, state in down(settings).items():
+        click.echo(f"  {name:10s} {state}")
+
+
+@cli.command("status")
+@with_settings
+def status_command(settings: Settings) -> None:
+    """Show each component up or down, the stream's lag, the newest hour per asset group and data freshness."""
+    from smartcity_ops.status import report
+
+    click.echo(report(settings))
+
+
+@cli.command("run")
+@click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Run the ingestion stream too.")
+@click.option(
+    "--fresh", is_flag=True, help="Wipe var/ (broker data, lake, checkpoints, warehouse, Dagster; not the jars) first."
+)
+@with_settings
+def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -> None:
+    """Run the platform in the foreground: broker, simulator, stream, Dagster (daemon and UI), dashboard.
+
+    Ctrl-C stops them all.
+
+    Running it again resumes where it stopped (Kafka, the stream's checkpoint and Dagster's cursors persist in
+    var/); --fresh starts over from nothing.
+    """
+    from smartcity_ops.supervisor import run_platform, wipe_runtime_state
+
+    if fresh:
+        for path in wipe_runtime_state(settings):
+            click.echo(f"removed {path}")
+    wanted = {"simulator": simulate, "stream": stream}
+    run_platform(settings, [name for name in OPTIONAL_SERVICES if wanted.get(name, True)])
+
+
+cli.add_command(kafka_group)
+cli.add_command(simulate_command)
+cli.add_command(stream_group)
+cli.add_command(dashboard_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run(cli)
