@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import admin_client, consume, ensure_topics, topic_offsets
 from smartcity.kafka.broker import broker_service, new_cluster_id
+from smartcity.processes import wait_dead
 from smartcity.services import Service
 from smartcity.settings import Settings
 from tests.conftest import SMARTCITY, run_cli, settings_from
@@ -140,6 +141,7 @@ def test_lifecycle_start_twice_sigkill_restart_stop(private_environment: dict[st
 
         produce(settings, settings.vehicle_topic, [b'{"before": "kill"}'] * 10)
         os.kill(first, signal.SIGKILL)
+        assert wait_dead(first, timeout=30), "SIGKILL is delivered asynchronously; the JVM takes a moment to go"
         assert broker.pid() is None
 
         restarted = broker.start()

@@ -91,8 +91,20 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
                 len(existing[name].partitions),
                 wanted,
             )
-    topics = admin.list_topics(timeout=timeout).topics
-    return {name: len(topics[name].partitions) for name in settings.topics.values() if name in topics}
+    return _settled_partitions(admin, settings, expected=len(futures) > 0, timeout=timeout)
+
+
+def _settled_partitions(admin: AdminClient, settings: Settings, expected: bool, timeout: float) -> dict[str, int]:
+    """Topic → partitions, once the metadata shows what was just created or grown: the broker acknowledges
+    the change before every metadata response includes it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        counts = {name: len(topics[name].partitions) for name in settings.topics.values() if name in topics}
+        settled = len(counts) == len(settings.topics) and min(counts.values()) >= settings.kafka_partitions
+        if settled or not expected or time.monotonic() >= deadline:
+            return counts
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)
