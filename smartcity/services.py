@@ -11,6 +11,7 @@ says so, and it stops on its own signal with its whole process group.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ from smartcity.errors import PlatformError
 from smartcity.ports import require_free_port
 from smartcity.processes import is_alive, live_pid, spawn, stop_process
 from smartcity.settings import PROJECT_ROOT, RuntimePaths
+
+log = logging.getLogger(__name__)
 
 
 def pid_file_of(paths: RuntimePaths, name: str) -> Path:
@@ -109,6 +112,7 @@ class Service:
                 process = spawn(self.command(), self.log_file, cwd=PROJECT_ROOT, env=self.env)
                 self.pid_file.write_text(str(process.pid))
                 started = Started(process.pid, False, process)
+                log.info("%s starting (pid %d), log: %s", self.title, process.pid, self.log_file)
             if wait:
                 self.await_ready(started)
         return started
@@ -124,6 +128,8 @@ class Service:
                     f"{self.title} exited during start-up{status}; last lines of {self.log_file}:\n{self.log_tail()}"
                 )
             if self.ready is None or self.ready(started.pid):
+                if started.process is not None:
+                    log.info("%s ready", self.title)
                 return
             if time.monotonic() >= deadline:
                 if started.process is not None:

@@ -66,6 +66,7 @@ def daemon_service(settings: Settings) -> Service:
         markers=("dagster-daemon",),
         stop_signal=signal.SIGINT,  # Dagster stops its code servers on Ctrl-C
         env={"DAGSTER_HOME": str(dagster_home(settings))},
+        needs=("spark",),  # when both start, the first runs' processing finds the Spark Connect server up
     )
 
 

@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 
 from smartcity.services import Port, Service, listens, running_pid
@@ -65,8 +66,14 @@ def server_token(paths: RuntimePaths) -> str:
     return path.read_text().strip()
 
 
-def platform_server_url(paths: RuntimePaths, port: int) -> str | None:
-    """The Spark Connect URL of the platform's server when it runs (a live pid file), else None."""
+def platform_server_url(paths: RuntimePaths, port: int, wait_s: float = 60.0) -> str | None:
+    """The Spark Connect URL of the platform's server when it runs (a live pid file), else None; a server still
+    starting is given ``wait_s`` to listen."""
+    deadline = time.monotonic() + wait_s
+    while not listens(LOOPBACK, port):
+        if running_pid(paths, NAME, MODULE) is None or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.5)
     if running_pid(paths, NAME, MODULE) is None or not token_file(paths).exists():
         return None
     # "localhost" (not an address): the client then uses gRPC local credentials, which carry a token without TLS
