@@ -5,13 +5,14 @@ stream's per-batch files of each raw and quarantine hour into one file (readers 
 """
 
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 
 import dagster as dg
 from dagster import OpExecutionContext
 
 from smartcity.lake_layout import Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.catalog import CATALOG_POOL
+from smartcity_dagster.assets.catalog import CATALOG_POOL, LANDED_TABLES, partition_entries
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.lake import LakeStorage
 from smartcity_dagster.resources.warehouse import Warehouse
@@ -36,9 +37,19 @@ def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[
         )
 
     # In the catalog's pool: never while a catalog or processing step reads the raw files it would swap away.
-    @dg.op(description="Compact each raw and quarantine hour's committed batch files into one.", pool=CATALOG_POOL)
-    def compact_lake_hours(context: OpExecutionContext, lake: LakeStorage) -> None:
-        context.log.info(f"compacted {lake.compact_landed_hours()} hour(s)")
+    @dg.op(
+        description="Compact each raw and quarantine hour's committed batch files into one, and register the "
+        "compacted hours in the catalog again.",
+        pool=CATALOG_POOL,
+    )
+    def compact_lake_hours(context: OpExecutionContext, lake: LakeStorage, catalog: GlueCatalog) -> None:
+        compacted = lake.compact_landed_hours()
+        streams = {topic: stream for stream, topic in settings.topics.items()}
+        for (zone, topic), group in groupby(sorted(compacted), key=lambda compacted: compacted[:2]):
+            hours = [compacted_hour.hour for compacted_hour in group]
+            entries = partition_entries(lake, lake.files_of(zone, topic, hours))
+            catalog.register_table(LANDED_TABLES[zone][streams[topic]], lake.location(zone, topic), entries, hours)
+        context.log.info(f"compacted {len(compacted)} hour(s)")
 
     @dg.job(description="Retention: drop what is older than the configured policy everywhere it is stored.")
     def retention_job() -> None:

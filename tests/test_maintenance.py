@@ -67,3 +67,11 @@ def test_compaction_job_leaves_one_file_per_hour_with_every_row(tmp_path: Path) 
     files = sorted(hour_dir.glob("*.parquet"))
     assert [f.name for f in files] == ["compacted-b000000000001.parquet"]
     assert pq.ParquetFile(files[0]).metadata.num_rows == rows
+    with duckdb.connect() as db:  # the catalog knows the hour's new files
+        db.execute(f"ATTACH '{settings.paths.catalog}' AS glue (READ_ONLY)")
+        registered = db.execute(
+            "SELECT files, rows FROM glue.glue_meta.partitions WHERE database = 'raw' AND table_name = 'vehicle' "
+            "AND event_date = ? AND event_hour = ?",
+            [hour_dir.parent.name.split("=")[1], hour_dir.name.split("=")[1]],
+        ).fetchall()
+    assert registered == [(1, rows)]

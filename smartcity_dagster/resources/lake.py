@@ -57,6 +57,12 @@ class LakeFile(NamedTuple):
         return batch_of(self.name) or 0
 
 
+class CompactedHour(NamedTuple):
+    zone: str
+    table: str
+    hour: Hour
+
+
 StagedFile = tuple[str, str]
 """A file staged in the lake (its key) and the name it is to have in its hour."""
 
@@ -78,8 +84,9 @@ class LakeStorage(dg.ConfigurableResource, ABC):
         """Delete the hours older than ``cutoff`` (quarantine: whole ingest days) in every zone; how many."""
 
     @abstractmethod
-    def compact_landed_hours(self) -> int:
-        """Merge the stream's per-batch files of each raw and quarantine hour; how many hours were compacted."""
+    def compact_landed_hours(self) -> list[CompactedHour]:
+        """Merge the stream's per-batch files of raw and quarantine hours; the hours compacted, so the catalog can
+        register them again (their files, and on some stores their location, changed)."""
 
     # ----------------------------------------------------------------- where
     def location(self, zone: str, table: str) -> str:
@@ -184,10 +191,13 @@ class LocalLake(LakeStorage):
             replace_directory(None, directory)
         return len(expired)
 
-    def compact_landed_hours(self) -> int:
+    def compact_landed_hours(self) -> list[CompactedHour]:
         from spark_streaming.lake import Lake, compact_lake
 
-        return len(compact_lake(Lake(self.store), Path(self.checkpoint)))
+        store = self.store
+        compacted = [str(file.relative_to(store.root)) for file in compact_lake(Lake(store), Path(self.checkpoint))]
+        return [CompactedHour(key.split("/")[0], key.split("/")[1], hour)
+                for key in compacted if (hour := hour_of_key(key.split("/")[0], key)) is not None]  # fmt: skip
 
 
 def expired_directories(root: Path, cutoff: Hour) -> list[Path]:
