@@ -6,7 +6,6 @@ import socket
 import time
 
 from smartcity.errors import PlatformError
-from smartcity.settings import ENV_PREFIX
 
 
 def _bind_error(host: str, port: int) -> OSError | None:
@@ -19,8 +18,8 @@ def _bind_error(host: str, port: int) -> OSError | None:
     return None
 
 
-def require_free_port(host: str, port: int, setting: str, grace: float = 0.0) -> None:
-    """Raise :class:`PlatformError` naming ``setting`` (e.g. ``KAFKA_PORT``) if ``host:port`` stays taken.
+def require_free_port(host: str, port: int, remedy: str, grace: float = 0.0) -> None:
+    """Raise :class:`PlatformError` saying how to move the port (``remedy``) if ``host:port`` stays taken.
 
     ``grace`` seconds allow a process that was just killed to finish releasing its sockets.
     """
@@ -28,7 +27,6 @@ def require_free_port(host: str, port: int, setting: str, grace: float = 0.0) ->
     while (error := _bind_error(host, port)) is not None:
         if time.monotonic() >= deadline:
             raise PlatformError(
-                f"port {port} on {host} is already in use ({error.strerror}). Stop the process using it, "
-                f"or choose another port with {ENV_PREFIX}{setting}."
+                f"port {port} on {host} is already in use ({error.strerror}). Stop the process using it, or {remedy}."
             )
         time.sleep(0.25)

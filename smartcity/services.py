@@ -26,7 +26,7 @@ from smartcity.atomic import exclusive
 from smartcity.errors import PlatformError
 from smartcity.ports import require_free_port
 from smartcity.processes import is_alive, live_pid, spawn, stop_process
-from smartcity.settings import PROJECT_ROOT, RuntimePaths
+from smartcity.settings import ENV_PREFIX, PROJECT_ROOT, RuntimePaths
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,22 @@ class Port(NamedTuple):
     host: str
     port: int
     setting: str
+
+    @property
+    def remedy(self) -> str:
+        return f"choose another port with {ENV_PREFIX}{self.setting}"
+
+
+class ChosenPort(NamedTuple):
+    """A port a service chose itself and keeps in ``kept_in``: a new one is chosen when that file is deleted."""
+
+    host: str
+    port: int
+    kept_in: Path
+
+    @property
+    def remedy(self) -> str:
+        return f"delete {self.kept_in} to choose new ports"
 
 
 class Started(NamedTuple):
@@ -71,7 +87,7 @@ class Service:
     """Prepares what the service needs (configuration, storage) and returns its command line."""
     markers: tuple[str, ...]
     """Text its command line contains, so a pid file left by a crash never names an unrelated process."""
-    ports: tuple[Port, ...] = ()
+    ports: tuple[Port | ChosenPort, ...] = ()
     ready: Callable[[int], bool] | None = None
     """Whether the service (its pid given) is ready; None: ready once it runs."""
     ready_timeout: float = 180.0
@@ -99,7 +115,7 @@ class Service:
     def check_ports(self, grace: float = 0.0) -> None:
         """Fail naming the setting to change when a port the service needs is taken."""
         for port in self.ports:
-            require_free_port(*port, grace=grace)
+            require_free_port(port.host, port.port, port.remedy, grace=grace)
 
     def start(self, wait: bool = True) -> Started:
         """Start the service unless it runs, and (``wait``) return once it is ready. Concurrent starts queue."""

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from smartcity import contracts
+from smartcity import aws_rules, contracts
 from smartcity.errors import ConfigError
 from smartcity.warehouse_url import parse_warehouse_url, redact
 
@@ -40,6 +40,7 @@ def _lake_uri(value: str) -> str:
     if parsed.scheme in ("s3", "s3a"):
         if not parsed.netloc:
             raise ValueError("an s3:// URI needs a bucket, e.g. s3://my-bucket/lake")
+        aws_rules.bucket_name(parsed.netloc)
         return value
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"scheme '{parsed.scheme}://' is not supported; use a local path or s3://bucket/prefix")
@@ -52,6 +53,14 @@ def _checkpoint_uri(value: str) -> str:
             "the checkpoint needs a file system with atomic renames: a local or mounted directory, not "
             f"'{value}' (the lake itself may be on S3)"
         )
+    return value
+
+
+def _s3_uri(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError("an s3://bucket/prefix URI")
+    aws_rules.bucket_name(parsed.netloc)
     return value
 
 
@@ -102,9 +111,25 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="S3 API endpoint for an S3-compatible server (http://host:port); defaults to AWS's own"
     )
-    aws_region: str = Field("us-east-1", description="AWS region of the lake's bucket")
-    s3_kms_key_id: str | None = Field(
-        None, description="KMS key for SSE-KMS on every object written to S3; without it, SSE-S3 (AES256)"
+    aws_region: Annotated[str, AfterValidator(aws_rules.region)] = Field(
+        "us-east-1", description="AWS region of the lake's bucket, e.g. eu-west-2"
+    )
+    s3_kms_key_id: Annotated[str, AfterValidator(aws_rules.kms_key)] | None = Field(
+        None, description="KMS key (id, ARN or alias) for SSE-KMS on every object written to S3; without it, SSE-S3"
+    )
+    aws_environment: Annotated[str, AfterValidator(aws_rules.environment)] = Field(
+        "dev", description="the deployment's name in AWS resource names (Glue database smartcity_<name>)"
+    )
+    s3_log_bucket: Annotated[str, AfterValidator(aws_rules.bucket_name)] | None = Field(
+        None, description="bucket for the lake bucket's access logs; defaults to <lake bucket>-logs"
+    )
+    athena_results_uri: Annotated[str, AfterValidator(_s3_uri)] | None = Field(
+        None, description="s3://bucket/prefix for Athena query results; defaults to s3://<lake bucket>/athena-results"
+    )
+    athena_bytes_scanned_cutoff: int = Field(
+        10 * 2**30,
+        ge=aws_rules.MIN_ATHENA_BYTES_SCANNED_CUTOFF,
+        description="bytes one Athena query may scan in the platform's workgroup before it is cancelled (≥ 10 MB)",
     )
     warehouse_url: Annotated[str, AfterValidator(_warehouse_url)] | None = Field(
         None,
@@ -148,6 +173,17 @@ class Settings(BaseSettings):
     def _profile_consistency(self) -> Settings:
         if self.profile == "aws" and not str(self.lake_uri or "").startswith(("s3://", "s3a://")):
             raise ValueError("SMARTCITY_LAKE_URI must be an s3:// URI when SMARTCITY_PROFILE=aws")
+        if self.profile == "aws" and self.retention_days <= aws_rules.RAW_TO_GLACIER_IR_DAYS:
+            raise ValueError(
+                f"SMARTCITY_RETENTION_DAYS={self.retention_days} is too short for the aws profile's lifecycle: raw "
+                f"data moves to STANDARD_IA after {aws_rules.RAW_TO_STANDARD_IA_DAYS} days and to GLACIER_IR after "
+                f"{aws_rules.RAW_TO_GLACIER_IR_DAYS}, so it must be kept longer than that"
+            )
+        if self.lake_on_s3 and self.s3_log_bucket is None:
+            try:
+                aws_rules.bucket_name(self.log_bucket)
+            except ValueError as error:
+                raise ValueError(f"SMARTCITY_S3_LOG_BUCKET: the default {error}; set it explicitly") from None
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("SMARTCITY_KAFKA_PORT and SMARTCITY_KAFKA_CONTROLLER_PORT must differ")
         return self
@@ -176,6 +212,25 @@ class Settings(BaseSettings):
         return urlparse(self.lake).scheme in ("s3", "s3a")
 
     @property
+    def lake_bucket(self) -> str:
+        """The lake's bucket (an S3 lake only)."""
+        return urlparse(self.lake).netloc
+
+    @property
+    def log_bucket(self) -> str:
+        return self.s3_log_bucket or f"{self.lake_bucket}-logs"
+
+    @property
+    def athena_results(self) -> str:
+        return self.athena_results_uri or f"s3://{self.lake_bucket}/athena-results"
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        """The S3 endpoint when not AWS's own: the setting, else the standard ``AWS_ENDPOINT_URL_S3`` or
+        ``AWS_ENDPOINT_URL`` variable (which boto3 reads by itself; Spark's S3A needs it spelled out)."""
+        return self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+    @property
     def checkpoints(self) -> str:
         return self.checkpoint_uri or str(self.var_dir / "checkpoints")
 
@@ -200,10 +255,10 @@ class Settings(BaseSettings):
         }
         if self.s3_kms_key_id:
             options["fs.s3a.encryption.key"] = self.s3_kms_key_id
-        if self.s3_endpoint_url:
-            endpoint = urlparse(self.s3_endpoint_url)
+        if self.s3_endpoint:
+            endpoint = urlparse(self.s3_endpoint)
             options |= {
-                "fs.s3a.endpoint": self.s3_endpoint_url,
+                "fs.s3a.endpoint": self.s3_endpoint,
                 "fs.s3a.path.style.access": "true",
                 "fs.s3a.connection.ssl.enabled": str(endpoint.scheme == "https").lower(),
             }

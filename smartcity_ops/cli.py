@@ -1,9 +1,10 @@
 """The ``smartcity`` command: one entry point for operating the platform.
 
 Each component owns its commands (`kafka` the base, `simulate` the simulator, `stream` the stream, `dashboard`
-the dashboard); this module assembles them with the platform-wide ones (`config`, `setup`, `up`, `down`, `run`,
-`status`). Every subcommand reads the same settings (``SMARTCITY_*`` variables, see ``smartcity config``) and
-reports failures as one clear message with a non-zero exit status instead of a traceback.
+the dashboard, `aws` the aws profile's infrastructure); this module assembles them with the platform-wide ones
+(`config`, `setup`, `up`, `down`, `run`, `status`). Every subcommand reads the same settings (``SMARTCITY_*``
+variables, see ``smartcity config``) and reports failures as one clear message with a non-zero exit status
+instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from simulator.cli import simulate_command
 from smartcity.commands import configure_logging, run, with_settings
 from smartcity.kafka.commands import kafka_group
 from smartcity.settings import Settings
+from smartcity_aws.commands import aws_group
 from spark_streaming.commands import stream_group
 
 OPTIONAL_SERVICES = ("simulator", "stream", "spark", "daemon", "dagster", "dashboard")
@@ -118,6 +120,7 @@ cli.add_command(kafka_group)
 cli.add_command(simulate_command)
 cli.add_command(stream_group)
 cli.add_command(dashboard_command)
+cli.add_command(aws_group)
 
 
 def main() -> None:

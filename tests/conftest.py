@@ -28,6 +28,7 @@ from smartcity.kafka.broker import broker_service
 from smartcity.object_store import S3Storage
 from smartcity.services import Service
 from smartcity.settings import ENV_PREFIX, Settings, load_settings
+from smartcity_aws.testbed import Testbed
 from smartcity_dagster.resources.dbt import prepare_dbt_project
 
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
@@ -186,3 +187,29 @@ def unencrypted_objects(storage: S3Storage) -> list[str]:
         if storage.client.head_object(Bucket=storage.bucket, Key=storage.key(key)).get("ServerSideEncryption")
         != "AES256"
     ]
+
+
+@pytest.fixture(scope="session")
+def aws_testbed(settings: Settings) -> Iterator[Testbed]:
+    """The aws test bed of the session's var/ (SeaweedFS for S3, moto for Glue, IAM, STS, CloudFormation, Athena),
+    started once and shared, as the broker is."""
+    testbed = Testbed(settings)
+    for service in testbed.services():
+        service.start()
+    yield testbed
+    for service in testbed.services():
+        service.stop()
+
+
+@pytest.fixture
+def on_testbed(aws_testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This test's AWS clients point at the test bed (its endpoints, certificate, credentials); returns the
+    platform's settings for a deployment of its own (unique environment and lake bucket)."""
+    for name, value in aws_testbed.client_environment().items():
+        monkeypatch.setenv(name, value)
+    unique = uuid.uuid4().hex[:8]
+    return {
+        "SMARTCITY_PROFILE": "aws",
+        "SMARTCITY_LAKE_URI": f"s3://lake-{unique}/lake",
+        "SMARTCITY_AWS_ENVIRONMENT": f"t{unique}",
+    }

@@ -58,6 +58,15 @@ def test_passwords_are_redacted_in_output() -> None:
         ("SMARTCITY_WAREHOUSE_URL", "mysql://127.0.0.1/city", "duckdb:///"),
         ("SMARTCITY_VEHICLE_TOPIC", "bad topic!", "Kafka topic name"),
         ("SMARTCITY_DAGSTER_PORT", "web", "integer"),
+        ("SMARTCITY_LAKE_URI", "s3://Bad_Bucket/lake", "not a valid S3 bucket name"),
+        ("SMARTCITY_LAKE_URI", "s3://192.168.1.7/lake", "not shaped like an IP address"),
+        ("SMARTCITY_AWS_REGION", "europe", "not an AWS region name"),
+        ("SMARTCITY_S3_KMS_KEY_ID", "my-key", "a KMS key is a key id"),
+        ("SMARTCITY_S3_KMS_KEY_ID", "arn:aws:kms:eu-west-1:12345:key/x", "a key ARN"),
+        ("SMARTCITY_AWS_ENVIRONMENT", "Prod!", "lowercase letters"),
+        ("SMARTCITY_S3_LOG_BUCKET", "x", "not a valid S3 bucket name"),
+        ("SMARTCITY_ATHENA_RESULTS_URI", "https://results", "s3://bucket/prefix"),
+        ("SMARTCITY_ATHENA_BYTES_SCANNED_CUTOFF", "1000", "10 MB"),
     ],
 )
 def test_invalid_value_names_the_variable(variable: str, value: str, hint: str) -> None:
@@ -93,3 +102,30 @@ def test_unwritable_var_dir_names_the_variable(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "SMARTCITY_VAR_DIR" in result.stderr
     assert str(blocker / "var") in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["1234abcd-12ab-34cd-56ef-1234567890ab", "alias/smartcity-lake", "mrk-1234abcd12ab34cd56ef1234567890ab",
+     "arn:aws:kms:eu-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+     "arn:aws:kms:eu-west-2:111122223333:alias/smartcity-lake"],
+)  # fmt: skip
+def test_every_form_of_kms_key_is_accepted(key: str) -> None:
+    assert load_settings(s3_kms_key_id=key).s3_kms_key_id == key
+
+
+def test_aws_retention_must_outlast_the_lifecycle_transitions() -> None:
+    environment = {"SMARTCITY_PROFILE": "aws", "SMARTCITY_LAKE_URI": "s3://city-lake/lake"}
+    result = run_cli("config", env={**environment, "SMARTCITY_RETENTION_DAYS": "60"})
+    assert result.returncode == 1
+    assert "SMARTCITY_RETENTION_DAYS=60 is too short for the aws profile's lifecycle" in result.stderr
+    assert "GLACIER_IR after 90" in result.stderr
+    assert run_cli("config", env={**environment, "SMARTCITY_RETENTION_DAYS": "91"}).returncode == 0
+
+
+def test_the_log_bucket_and_athena_results_default_from_the_lake_bucket() -> None:
+    settings = load_settings(profile="aws", lake_uri="s3://city-lake/lake")
+    assert (settings.lake_bucket, settings.log_bucket) == ("city-lake", "city-lake-logs")
+    assert settings.athena_results == "s3://city-lake/athena-results"
+    with pytest.raises(ConfigError, match=r"SMARTCITY_S3_LOG_BUCKET: the default 'a{60}-logs' is not a valid"):
+        load_settings(lake_uri=f"s3://{'a' * 60}/lake")

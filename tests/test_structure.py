@@ -19,6 +19,7 @@ LAYERS = {
     "dashboard": 2,  # serving
     "spark_streaming": 1,  # components
     "simulator": 1,
+    "smartcity_aws": 1,
     "smartcity": 0,  # the base
 }
 
