@@ -40,6 +40,7 @@ def configure_logging(verbose: bool) -> None:
     if not verbose:
         logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
         logging.getLogger("botocore").setLevel(logging.WARNING)  # where credentials and endpoints came from
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's instance checking its schema
 
 
 def start_service(service: Service, label: str, where: str = "") -> None:

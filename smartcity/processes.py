@@ -130,7 +130,7 @@ def _end_group(group: int, name: str) -> None:
         with contextlib.suppress(psutil.Error):
             process.terminate()
     _, alive = psutil.wait_procs(stragglers, timeout=GROUP_GRACE_S)
-    for process in alive:
+    for process in [process for process in alive if _running(process)]:  # an exited orphan may linger as a zombie
         log.warning("%s: pid %d (%s) outlived it and ignored SIGTERM; killing it", name, process.pid,
                     command_line(process.pid)[:120])  # fmt: skip
         with contextlib.suppress(psutil.Error):
