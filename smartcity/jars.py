@@ -1,13 +1,16 @@
 """Resolve the JVM jars the platform runs (Kafka broker, Spark's Kafka connector) ahead of time.
 
 Resolution uses Apache Ivy, the resolver Spark itself uses for ``--packages``, from the jar that the pinned
-``pyspark`` wheel ships: nothing beyond Python and a JDK is needed. Jars land in ``var/jars/<bundle>/`` once;
-later calls are no-ops, and no Spark job or broker start downloads anything.
+``pyspark`` wheel ships: nothing beyond Python and a JDK is needed. Ivy downloads into a per-user cache outside
+the clone (``$XDG_CACHE_HOME/smartcity/ivy``, by default ``~/.cache/smartcity/ivy``), once per machine, and
+``var/jars/<bundle>/`` holds links to the jars there: a fresh clone, CI, or a new ``var/`` never downloads the
+S3 bundle's 700 MB again. Later calls are no-ops, and no Spark job or broker start downloads anything.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +37,8 @@ HADOOP_VERSION = next(
     (jar.stem.removeprefix("hadoop-client-api-") for jar in PYSPARK_JARS.glob("hadoop-client-api-*.jar")), "3.5.0"
 )
 _STAMP = ".resolved"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smartcity" / "ivy"
+"""Ivy's cache of Maven artifacts, shared by every clone of this user."""
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-\d[\w.]*(?:-[A-Za-z]\w*)?\.jar$")
 
 
@@ -110,7 +115,7 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
         return target
     settings.paths.ensure()
     java = find_java(settings.java_home)
-    log.info("resolving %s (%s) from Maven Central…", bundle.name, ", ".join(bundle.coordinates))
+    log.info("resolving %s (%s) into %s (once per machine)…", bundle.name, ", ".join(bundle.coordinates), CACHE)
     with tempfile.TemporaryDirectory(dir=settings.paths.jars, prefix=f".{bundle.name}-") as staging:
         staging_dir = Path(staging)
         (staging_dir / "ivy.xml").write_text(bundle.ivy_xml())
@@ -124,9 +129,10 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
             "-confs",
             "default",
             "-cache",
-            str(settings.paths.jars / "ivy-cache"),
+            str(CACHE),
             "-retrieve",
             f"{retrieved}/[artifact]-[revision](-[classifier]).[ext]",
+            "-symlink",  # links into the cache, not copies
             "-types",
             "jar",
             "bundle",

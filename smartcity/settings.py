@@ -238,32 +238,6 @@ class Settings(BaseSettings):
     def warehouse(self) -> str:
         return self.warehouse_url or f"duckdb:///{self.var_dir / 'warehouse.duckdb'}"
 
-    @property
-    def s3_client_options(self) -> dict[str, str]:
-        """boto3 client arguments; credentials come from the standard AWS chain (environment, profile, role)."""
-        options = {"region_name": self.aws_region}
-        if self.s3_endpoint_url:
-            options["endpoint_url"] = self.s3_endpoint_url
-        return options
-
-    @property
-    def spark_s3_options(self) -> dict[str, str]:
-        """Hadoop S3A settings for Spark: the same endpoint, region and server-side encryption as boto3."""
-        options = {
-            "fs.s3a.endpoint.region": self.aws_region,
-            "fs.s3a.encryption.algorithm": "SSE-KMS" if self.s3_kms_key_id else "AES256",
-        }
-        if self.s3_kms_key_id:
-            options["fs.s3a.encryption.key"] = self.s3_kms_key_id
-        if self.s3_endpoint:
-            endpoint = urlparse(self.s3_endpoint)
-            options |= {
-                "fs.s3a.endpoint": self.s3_endpoint,
-                "fs.s3a.path.style.access": "true",
-                "fs.s3a.connection.ssl.enabled": str(endpoint.scheme == "https").lower(),
-            }
-        return options
-
     @cached_property
     def paths(self) -> RuntimePaths:
         return RuntimePaths(self.var_dir)

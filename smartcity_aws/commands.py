@@ -75,6 +75,22 @@ def destroy_command(settings: Settings, delete_data: bool) -> None:
     click.echo(f"{len(changes)} resource(s) handled" if changes else "nothing to remove")
 
 
+@aws_group.command("cost")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_settings
+def cost_command(settings: Settings, as_json: bool) -> None:
+    """Bytes per zone and storage class, objects per partition, and the monthly S3, Athena and Glue bill at
+    the lake's observed volume, from a dated table of list prices. A local lake is priced as if it were on S3."""
+    from smartcity.object_store import storage_for
+    from smartcity_aws.cost import lake_report, render
+
+    inventory = storage_for(settings.lake, settings).inventory()
+    if not inventory:
+        raise PlatformError(f"the lake at {settings.lake} holds no objects yet: nothing to price")
+    report = lake_report(inventory, settings)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else render(report))
+
+
 @aws_group.group("testbed")
 def testbed_group() -> None:
     """Real S3 (SeaweedFS) and AWS API (moto) servers on 127.0.0.1 for trying the aws profile on this machine."""

@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from smartcity.errors import ConfigError
 from smartcity.settings import Settings, load_settings
+from smartcity_aws.access import names
 from smartcity_dagster.assets.catalog import build_landed_catalog
+from smartcity_dagster.assets.cost import build_lake_cost
 from smartcity_dagster.assets.gold import build_gold
 from smartcity_dagster.assets.keys import GOLD, STEPS, WAREHOUSE
 from smartcity_dagster.assets.processed import build_processed
@@ -28,9 +31,11 @@ from smartcity_dagster.assets.warehouse import build_warehouse
 from smartcity_dagster.maintenance import build_maintenance
 from smartcity_dagster.partitions import hourly_partitions
 from smartcity_dagster.resources.catalog import DuckDbCatalog
-from smartcity_dagster.resources.dbt import dbt_project, gold_dbt, loadable_project
+from smartcity_dagster.resources.dbt import dbt_project, glue_mirror, gold_dbt, loadable_project
+from smartcity_dagster.resources.glue import GlueDataCatalog
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.query_engine import DuckDbQueryEngine
+from smartcity_dagster.resources.s3_lake import S3Lake
 from smartcity_dagster.resources.spark import ProcessingSpark
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from smartcity_dagster.sensors import build_lake_sensor
@@ -55,21 +60,35 @@ def local_resources(settings: Settings) -> dict[str, Any]:
         "catalog": DuckDbCatalog(path=str(settings.paths.catalog)),
         "athena": DuckDbQueryEngine(path=str(settings.paths.athena)),
         "warehouse": warehouse_from_url(settings.warehouse),
-        "pyspark": ProcessingSpark(
-            local_config=driver_settings(settings, "smartcity-processed"),
-            connect_config=RUNTIME_SETTINGS,
-            server_var_dir=str(settings.paths.root),
-            server_port=settings.spark_connect_port,
-        ),
+        "pyspark": processing_spark(settings),
         "dbt": gold_dbt(settings, dbt_project(settings), target="local"),
     }
 
 
 def aws_resources(settings: Settings) -> dict[str, Any]:
-    """The aws profile: S3, the Glue Data Catalog, Athena, Redshift. Not built yet; the assets will not change."""
-    raise ConfigError(
-        "SMARTCITY_PROFILE=aws: the asset graph's S3 lake, Glue catalog, Athena and Redshift resources are not "
-        "built yet (the stream already lands an S3 lake). Use SMARTCITY_PROFILE=local for the asset graph."
+    """The aws profile: the lake on S3, the AWS Glue Data Catalog, Spark through S3A. Until Athena comes, dbt builds
+    the gold models in DuckDB, reading the lake on S3 through a mirror of the Glue catalog."""
+    return {
+        "lake": S3Lake(root=settings.lake, s3=S3Resource(region_name=settings.aws_region,
+                                                         endpoint_url=settings.s3_endpoint_url),
+                       kms_key_id=settings.s3_kms_key_id, closed_after_days=settings.late_data_days),
+        "catalog": GlueDataCatalog(database=names(settings)["database"], region=settings.aws_region,
+                                   partitions_start=f"{settings.partitions_start:%Y-%m-%d}",
+                                   duckdb_mirror=str(glue_mirror(settings)), s3_endpoint_url=settings.s3_endpoint_url),
+        "athena": DuckDbQueryEngine(path=str(settings.paths.athena)),
+        "warehouse": warehouse_from_url(settings.warehouse),
+        "pyspark": processing_spark(settings),
+        "dbt": gold_dbt(settings, dbt_project(settings), target="aws_duckdb"),
+    }  # fmt: skip
+
+
+def processing_spark(settings: Settings) -> ProcessingSpark:
+    """The processing step's Spark: the platform's Spark Connect server when it runs, else a local session."""
+    return ProcessingSpark(
+        local_config=driver_settings(settings, "smartcity-processed"),
+        connect_config=RUNTIME_SETTINGS,
+        server_var_dir=str(settings.paths.root),
+        server_port=settings.spark_connect_port,
     )
 
 
@@ -84,6 +103,7 @@ def build_definitions(settings: Settings, resources: Mapping[str, Any] | None = 
     partitions = hourly_partitions(settings)
     gold = build_gold(settings, partitions, loadable_project(settings))
     jobs, schedules = build_maintenance(settings)
+    lake_cost, cost_job, cost_schedule = build_lake_cost(settings)
     # New data goes catalog → processed → gold → warehouse in one run: no automation tick, no second run launch.
     sensor = build_lake_sensor(settings, partitions, dg.AssetSelection.groups(*STEPS))
     automation = dg.AutomationConditionSensorDefinition(
@@ -102,9 +122,10 @@ def build_definitions(settings: Settings, resources: Mapping[str, Any] | None = 
             build_processed(settings, partitions),
             gold,
             build_warehouse(settings, partitions, sorted(gold.keys)),
+            lake_cost,
         ],
-        jobs=jobs,
-        schedules=schedules,
+        jobs=[*jobs, cost_job],
+        schedules=[*schedules, cost_schedule],
         sensors=[sensor, automation, run_worker_watchdog],
         resources=dict(resources) if resources is not None else RESOURCES_BY_PROFILE[settings.profile](settings),
         # The steps of a run are a chain sharing single-writer pools, so they never run side by side: a process

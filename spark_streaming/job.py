@@ -30,6 +30,7 @@ from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
 from smartcity.object_store import local_root
 from smartcity.settings import Settings
+from smartcity.spark_s3 import spark_s3_conf, trust_options
 from spark_streaming.lake import Lake, batch_timestamp, quarantine_reasons, row_counts
 from spark_streaming.paths import QUERY_NAME, StreamPaths
 from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
@@ -51,7 +52,10 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
         # The throughput collector: about 10 % more events/s than G1 in bench/stream_throughput.py, short pauses.
         # Huge methods compiled too: the fast pass's generated code passes HotSpot's 8 KB limit, and interpreting
         # it cost a fifth of the stream's throughput.
-        .config("spark.driver.extraJavaOptions", "-XX:+UseParallelGC -XX:-DontCompileHugeMethods")
+        .config(
+            "spark.driver.extraJavaOptions",
+            " ".join(["-XX:+UseParallelGC", "-XX:-DontCompileHugeMethods", *trust_options(settings)]),
+        )
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.parquet.compression.codec", "zstd")
@@ -60,9 +64,8 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.sql.adaptive.enabled", "false")
     )
-    if settings.lake_on_s3:
-        for key, value in settings.spark_s3_options.items():
-            builder = builder.config(f"spark.hadoop.{key}", value)
+    for key, value in spark_s3_conf(settings).items():
+        builder = builder.config(key, value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, whose master and addresses win
         builder = builder.master(settings.spark_master)
         builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
@@ -282,8 +285,8 @@ def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -
     verify_checkpoint(paths.checkpoint, fingerprint(settings))
     if settings.lake_on_s3 and not available_now:
         log.info(
-            "the lake is on S3, where hours are not compacted: each batch adds a file per topic and event hour, "
-            "up to %.0f per hour at a trigger of %gs (SMARTCITY_STREAM_TRIGGER_SECONDS)",
+            "the lake is on S3: each batch adds a file per topic and event hour, up to %.0f per hour at a trigger of "
+            "%gs (SMARTCITY_STREAM_TRIGGER_SECONDS), until the hour is compacted once closed",
             3600 / settings.stream_trigger_seconds, settings.stream_trigger_seconds,
         )  # fmt: skip
     wait_for_kafka(settings, stop, attempts=3 if available_now else None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.metadata
 import json
 import os
 import signal
@@ -14,12 +13,12 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 import duckdb
 import pandas as pd
 
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
+from smartcity.duckdb_s3 import enable_s3
 from smartcity.kafka.admin import ensure_topics
 from smartcity.settings import Settings
 from spark_streaming.control import stream_service
@@ -52,19 +51,11 @@ def drain(environment: dict[str, str]) -> subprocess.CompletedProcess:
 
 def lake_reader(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str]:
     """A DuckDB connection that reads the lake with plain globs, and the lake's root as DuckDB names it: a local
-    directory, or ``s3://bucket/prefix`` through the httpfs extension (the PyPI package duckdb-ext-httpfs)."""
+    directory, or ``s3://bucket/prefix`` through the httpfs extension (as the aws profile's checks read it)."""
     connection = duckdb.connect()
     if not settings.lake_on_s3:
         return connection, str(Path(settings.lake).resolve())
-    extension = next(f for f in importlib.metadata.files("duckdb-ext-httpfs") if f.name == "httpfs.duckdb_extension")
-    connection.execute(f"LOAD '{extension.locate()}'")
-    endpoint = urlparse(settings.s3_endpoint_url or "")
-    connection.execute(
-        "CREATE SECRET (TYPE s3, KEY_ID $key, SECRET $secret, REGION $region, ENDPOINT $endpoint, "
-        "URL_STYLE 'path', USE_SSL $ssl)",
-        {"key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
-         "region": settings.aws_region, "endpoint": endpoint.netloc, "ssl": endpoint.scheme == "https"},
-    )  # fmt: skip
+    enable_s3(connection, settings.aws_region, settings.s3_endpoint_url)
     return connection, settings.lake.replace("s3a://", "s3://", 1)
 
 

@@ -97,7 +97,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
         url = f"http://127.0.0.1:{settings.dagster_port}"
         assets = graphql(url, "{ assetNodes { assetKey { path } } }")["data"]["assetNodes"]
         groups = {node["assetKey"]["path"][0] for node in assets}
-        assert groups == {"kafka", "raw", "quarantine", "catalog", "processed", "gold", "warehouse"}
+        assert groups == {"kafka", "raw", "quarantine", "catalog", "processed", "gold", "warehouse", "cost"}
         assert "simulator      real time" in "".join(output)
         vehicle_messages = 0
         while vehicle_messages == 0 and time.monotonic() < deadline:  # the simulator's events arrive

@@ -11,10 +11,12 @@ import dagster as dg
 OWNERS = ["team:data-platform"]
 
 INGESTION, CATALOG, PROCESSED, GOLD, WAREHOUSE = "ingestion", "catalog", "processed", "gold", "warehouse"
+COST = "cost"
+"""Reports on the lake (not a step of the flow, not partitioned)."""
 STEPS = (CATALOG, PROCESSED, GOLD, WAREHOUSE)
 """The groups Dagster computes, in flow order (ingestion is landed outside Dagster)."""
 GROUP_OF_PREFIX = {"kafka": INGESTION, "raw": INGESTION, "quarantine": INGESTION,
-                   **{step: step for step in STEPS}}  # fmt: skip
+                   **{step: step for step in STEPS}, COST: COST}  # fmt: skip
 
 
 def group_of(key: dg.AssetKey) -> str:
@@ -52,3 +54,6 @@ def gold_key(model: str) -> dg.AssetKey:
 
 def warehouse_key(model: str) -> dg.AssetKey:
     return dg.AssetKey([WAREHOUSE, model])
+
+
+LAKE_COST_KEY = dg.AssetKey([COST, "lake"])

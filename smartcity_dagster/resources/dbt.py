@@ -52,11 +52,32 @@ def local_target(settings: Settings) -> dict[str, Any]:
     }
 
 
+def s3_duckdb_target(settings: Settings) -> dict[str, Any]:
+    """The aws profile's target while DuckDB stands in for Athena: the lake on S3, read through a mirror of the Glue
+    catalog, with httpfs and credentials from the AWS chain (a plugin, so no secret is written here)."""
+    plugin = {"module": "smartcity_dagster.dbt_s3_plugin",
+              "config": {"region": settings.aws_region, "endpoint_url": settings.s3_endpoint_url}}  # fmt: skip
+    return {
+        **local_target(settings),
+        "attach": [{"path": str(glue_mirror(settings)), "alias": "glue", "read_only": True}],
+        "plugins": [plugin],
+    }
+
+
+def glue_mirror(settings: Settings) -> Path:
+    """Where the aws profile keeps DuckDB views of the Glue catalog's tables (:mod:`.duckdb_mirror`)."""
+    return settings.paths.root / "glue-mirror.duckdb"
+
+
 def write_profiles(settings: Settings) -> Path:
     """profiles.yml written under var/ from the settings (no paths in the repository); its directory."""
     directory = settings.paths.dbt
     directory.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump({PROFILE: {"target": "local", "outputs": {"local": local_target(settings)}}}, sort_keys=False)
+    outputs = {
+        "local": local_target(settings),
+        **({"aws_duckdb": s3_duckdb_target(settings)} if settings.lake_on_s3 else {}),
+    }
+    text = yaml.safe_dump({PROFILE: {"target": "local", "outputs": outputs}}, sort_keys=False)
     path = directory / "profiles.yml"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
