@@ -215,7 +215,8 @@ class Testbed:
             "AWS_CA_BUNDLE": str(self.certificate),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials_file),
             "AWS_PROFILE": PROFILE,
-            "AWS_REGION": self.settings.aws_region,
+            "AWS_REGION": self.settings.aws_region,  # the AWS CLI and the SDKs of other languages
+            "AWS_DEFAULT_REGION": self.settings.aws_region,  # boto3 reads only this one
         }
 
     def platform_environment(self) -> dict[str, str]:
