@@ -25,6 +25,11 @@ STAGING = "_staging"
 """Where writers stage files before publishing them (never read as data)."""
 STREAM_STATE = "_stream"
 """The stream's own bookkeeping: batch manifests, publication intents, the compaction lock."""
+VERSIONS = "_versions"
+"""On an object store, versions of a table's hours live beside its hour directories, under
+``<zone>/<table>/_versions/<date>=…/<hour>=…/v=<time>/``, never inside them: an hour directory is the catalog
+location of the stream's files until the catalog points at a version, and a reader that lists a location with its
+subfolders (as Athena does) would otherwise see both."""
 
 EVENT_PARTITION = ("event_date", "event_hour")
 # Quarantined records may carry no readable event time: the quarantine zone is partitioned by ingest hour.
@@ -93,6 +98,12 @@ def date_prefix(zone: str, table: str, day: str) -> str:
 def hour_prefix(zone: str, table: str, hour: Hour) -> str:
     """Key of one hour directory of a table."""
     return f"{table_prefix(zone, table)}/{hour.directory(zone_partition(zone))}"
+
+
+def versions_prefix(prefix: str) -> str:
+    """Where the versions of the hours under a table's date or hour ``prefix`` live (see :data:`VERSIONS`)."""
+    zone, table, rest = prefix.split("/", 2)
+    return f"{zone}/{table}/{VERSIONS}/{rest}"
 
 
 def hour_of_key(zone: str, key: str) -> Hour | None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from smartcity import aws_rules
-from smartcity.lake_layout import GOLD, PROCESSED, QUARANTINE, RAW
+from smartcity.lake_layout import GOLD, PROCESSED, QUARANTINE, RAW, VERSIONS
 from smartcity.object_store import InventoryItem
 from smartcity.settings import Settings
 
@@ -162,8 +162,10 @@ def _zone_of(key: str) -> str:
 
 
 def _partition_of(key: str) -> str | None:
-    """``<zone>/<table>/<date>=…/<hour>=…`` of a data file (also inside a version prefix), else None."""
+    """``<zone>/<table>/<date>=…/<hour>=…`` of a data file (also of a version's, kept beside its hour), else None."""
     parts = key.split("/")
+    if len(parts) > 2 and parts[2] == VERSIONS:
+        del parts[2]
     if len(parts) >= 5 and "=" in parts[2] and "=" in parts[3] and key.endswith(".parquet"):
         return "/".join(parts[:4])
     return None

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from smartcity.lake_layout import PROCESSED, RAW, Hour, batch_file_name, hour_prefix
+from smartcity.lake_layout import PROCESSED, RAW, VERSIONS, Hour, batch_file_name, hour_prefix, versions_prefix
 from smartcity.settings import Settings
 from smartcity_aws.access import names
 from smartcity_aws.deploy import Deployment
@@ -87,15 +87,58 @@ def test_a_rebuilt_hour_is_a_new_version_and_the_old_one_waits_out_its_grace(dep
     rebuilt = lake.files_of(PROCESSED, "vehicle", [HOUR])[HOUR]
     assert rows_of(lake, rebuilt) == list(range(7)) and len(rebuilt) == 1
     old_keys = [f.key for f in appended]
-    assert set(lake.store.list_files(hour_prefix(PROCESSED, "vehicle", HOUR))) >= set(old_keys), "kept for its grace"
+    versions = versions_prefix(hour_prefix(PROCESSED, "vehicle", HOUR))
+    assert set(lake.store.list_files(versions)) >= set(old_keys), "kept for its grace"
     assert lake.vacuum() == 0, "not before the grace period ends"
     expired = S3Lake(root=lake.root, s3=lake.s3, grace_minutes=0)
     for record in lake.store.list_files(RETIRED, ".json"):  # what the first lake retired, made due now
         retired = lake.store.read_json(record)
         lake.store.write_json(record, {**retired, "after": datetime.now(UTC).isoformat()})
     assert expired.vacuum() == len(old_keys) + 1  # the files and the old version's marker
-    remaining = set(lake.store.list_files(hour_prefix(PROCESSED, "vehicle", HOUR)))
+    remaining = set(lake.store.list_files(versions))
     assert not remaining & set(old_keys) and {f.key for f in rebuilt} <= remaining
+
+
+class CatalogReader:
+    """Reads an hour as Athena does, again and again while a writer works: the partition's location from the catalog,
+    then every Parquet file under it, subfolders included. Records each row count, and any not in ``allowed``."""
+
+    def __init__(self, lake: S3Lake, glue: GlueDataCatalog, table: str, hour: Hour, allowed: set[int]) -> None:
+        self.lake, self.glue, self.table, self.hour, self.allowed = lake, glue, table, hour, allowed
+        self.client = boto3.client("glue", region_name=lake.region)
+        self.seen: list[int] = []
+        self.failures: list[tuple] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def location(self) -> str:
+        values = [self.hour.date, self.hour.hour]
+        partition = self.client.get_partition(DatabaseName=self.glue.database, TableName=self.table,
+                                              PartitionValues=values)["Partition"]  # fmt: skip
+        return partition["StorageDescriptor"]["Location"]
+
+    def read(self) -> int:
+        store = self.lake.store
+        prefix = self.location().removeprefix(f"s3://{store.bucket}/")
+        listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=prefix + "/")
+        keys = [item["Key"] for item in listed.get("Contents", []) if item["Key"].endswith(".parquet")]
+        total = sum(pq.ParquetFile(io.BytesIO(store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read()))
+                    .metadata.num_rows for key in keys)  # fmt: skip
+        if total not in self.allowed:
+            self.failures.append((prefix, keys, total))
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.seen.append(self.read())
+
+    def __enter__(self) -> CatalogReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def test_a_reader_through_the_catalog_never_sees_an_hour_half_replaced(deployed: Settings) -> None:
@@ -112,35 +155,31 @@ def test_a_reader_through_the_catalog_never_sees_an_hour_half_replaced(deployed:
                             [HOUR])  # fmt: skip
 
     publish(100, 1)
-    client = boto3.client("glue", region_name=deployed.aws_region)
-    seen, failures, stop = [], [], threading.Event()
-
-    def read_hour() -> int:  # as Athena does: the partition's location from the catalog, then its files
-        partition = client.get_partition(DatabaseName=glue.database, TableName="processed_vehicle",
-                                          PartitionValues=[HOUR.date, HOUR.hour])["Partition"]  # fmt: skip
-        prefix = partition["StorageDescriptor"]["Location"].removeprefix(f"s3://{lake.store.bucket}/")
-        listed = lake.store.client.list_objects_v2(Bucket=lake.store.bucket, Prefix=prefix + "/")
-        keys = [item["Key"] for item in listed.get("Contents", []) if item["Key"].endswith(".parquet")]
-        total = sum(pq.ParquetFile(io.BytesIO(lake.store.client.get_object(Bucket=lake.store.bucket, Key=key)
-                                              ["Body"].read())).metadata.num_rows for key in keys)  # fmt: skip
-        if total not in (100, 400):
-            failures.append((prefix, keys, total))
-        return total
-
-    def reader() -> None:
-        while not stop.is_set():
-            seen.append(read_hour())
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
+    with CatalogReader(lake, glue, "processed_vehicle", HOUR, allowed={100, 400}) as reader:
         publish(400, 8)  # eight copies, then the marker, then one call moves the partition
-    finally:
-        stop.set()
-        thread.join()
-    assert failures == [] and len(seen) > 3, failures
-    assert seen == sorted(seen), "a read after the switch went back to the old hour"
-    assert read_hour() == 400  # the reader's last read may have begun before the switch
+    assert reader.failures == [] and len(reader.seen) > 3, reader.failures
+    assert reader.seen == sorted(reader.seen), "a read after the switch went back to the old hour"
+    assert reader.read() == 400  # the reader's last read may have begun before the switch
+
+
+def test_a_reader_through_the_catalog_never_sees_a_compacted_hour_twice(deployed: Settings) -> None:
+    """Athena reads a location with its subfolders: the compacted version must not appear under the hour."""
+    lake, glue = s3_lake(deployed, closed_after_days=2), catalog(deployed)
+    closed = Hour((datetime.now(UTC) - timedelta(days=2, hours=2)).replace(minute=0, second=0, microsecond=0))
+    for batch in range(8):
+        put(lake, f"{hour_prefix(RAW, 'vehicle_data', closed)}/{batch_file_name(batch)}",
+            parquet(range(batch * 50, batch * 50 + 50)))  # fmt: skip
+
+    def register() -> None:  # as the maintenance job does after compacting
+        entries = partition_entries(lake, lake.files_of(RAW, "vehicle_data", [closed]))
+        glue.register_table(RAW_TABLES["vehicle"], lake.location(RAW, "vehicle_data"), entries, [closed])
+
+    register()
+    with CatalogReader(lake, glue, "raw_vehicle", closed, allowed={400}) as reader:
+        assert [c.hour for c in lake.compact_landed_hours()] == [closed]
+        register()
+    assert reader.failures == [] and len(reader.seen) > 3, reader.failures
+    assert f"/{VERSIONS}/" in reader.location() and reader.read() == 400
 
 
 def test_a_closed_hour_of_a_landed_zone_is_compacted_into_a_version(deployed: Settings) -> None:
@@ -194,3 +233,21 @@ def test_the_cost_report_reads_sizes_and_storage_classes_from_s3(on_testbed: dic
     assert usage == {("raw", "STANDARD"): (2, 2000), ("processed", "STANDARD_IA"): (1, 3000)}
     processed_ia = next(u for u in json.loads(result.stdout)["usage"] if u["zone"] == "processed")
     assert processed_ia["monthly_usd"] == pytest.approx(128 * 2**10 / 2**30 * 0.0125)  # billed as 128 KB
+
+
+def test_retention_deletes_old_hours_with_their_versions_and_keeps_the_rest(deployed: Settings) -> None:
+    lake = s3_lake(deployed)
+    old = Hour(datetime(2026, 1, 5, 3, tzinfo=UTC))
+    for hour in (old, HOUR):
+        for batch in range(2):
+            put(lake, f"{hour_prefix(RAW, 'vehicle_data', hour)}/{batch_file_name(batch)}", parquet(range(10)))
+        lake.replace_hour(
+            PROCESSED, "vehicle", hour, stage(lake, {"part-b000000000001-00000.parquet": parquet(range(5))})
+        )
+    lake.replace_hour(RAW, "vehicle_data", old, stage(lake, {"compacted-b000000000001.parquet": parquet(range(20))}))
+    lake.delete_before(Hour(datetime(2026, 1, 6, tzinfo=UTC)))
+    for zone, table in ((RAW, "vehicle_data"), (PROCESSED, "vehicle")):
+        directory = hour_prefix(zone, table, old)
+        assert lake.store.list_files(directory) == lake.store.list_files(versions_prefix(directory)) == [], zone
+    kept = lake.files_of(RAW, "vehicle_data", [HOUR])[HOUR] + lake.files_of(PROCESSED, "vehicle", [HOUR])[HOUR]
+    assert rows_of(lake, kept) == sorted([*range(10), *range(10), *range(5)])

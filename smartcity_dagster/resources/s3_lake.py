@@ -1,7 +1,8 @@
 """The lake on S3 (the aws profile), behind the same :class:`LakeStorage` interface as a local lake.
 
 S3 cannot swap a directory, so an hour is never rewritten in place. A rebuilt hour is written to a new version
-prefix (``…/event_hour=HH/v=<time>/``) and made current by a marker written last; the catalog partition is then
+prefix beside the hour directories (``<zone>/<table>/_versions/…/event_hour=HH/v=<time>/``, see
+:data:`~smartcity.lake_layout.VERSIONS`) and made current by a marker written last; the catalog partition is then
 pointed at that prefix in one call, so a reader going through the catalog sees the old hour or the new one,
 never a mix. An hour's files are those of its newest complete version, or, before it has one, the files the
 stream published at its root. What a new version supersedes is recorded, and deleted once a grace period has
@@ -33,10 +34,12 @@ from smartcity.duckdb_s3 import enable_s3
 from smartcity.lake_layout import (
     LANDED_ZONES,
     QUARANTINE,
+    VERSIONS,
     Hour,
     compacted_file_name,
     date_prefix,
     hour_prefix,
+    versions_prefix,
     zone_partition,
 )
 from smartcity.object_store import S3Storage
@@ -105,11 +108,13 @@ class S3Lake(LakeStorage):
         return listed
 
     def _hours(self, zone: str, prefix: str) -> dict[Hour, HourObjects]:
-        """Every hour under a date prefix, its root files and its versions."""
+        """Every hour under a date or hour prefix: the files at its root, and its versions (listed beside)."""
         found: dict[Hour, HourObjects] = {}
         date_key, hour_key = zone_partition(zone)
-        for stored in self.store.list_objects(prefix):
+        for stored in [*self.store.list_objects(prefix), *self.store.list_objects(versions_prefix(prefix))]:
             parts = stored.key.split("/")
+            if len(parts) > 2 and parts[2] == VERSIONS:
+                del parts[2]  # a version's key, read as if it were inside its hour
             if len(parts) not in (5, 6) or not parts[3].startswith(f"{hour_key}="):
                 continue
             hour = Hour.of_directory(parts[2].removeprefix(f"{date_key}="), parts[3].removeprefix(f"{hour_key}="))
@@ -132,20 +137,22 @@ class S3Lake(LakeStorage):
         retires."""
         previous = self._hour(zone, table, hour)
         version = f"{VERSION}{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        base = f"{hour_prefix(zone, table, hour)}/{version}"
+        versions = versions_prefix(hour_prefix(zone, table, hour))
+        base = f"{versions}/{version}"
         for staged, name in files:
             self.store.publish_file(staged, f"{base}/{name}")
         self.store.write_json(f"{base}/{PUBLISHED}", {"files": [name for _, name in files]})
         superseded = [file.key for file in previous.root]
         for old in previous.versions.keys() | previous.complete:
             superseded += [file.key for file in previous.versions.get(old, [])]
-            superseded.append(f"{hour_prefix(zone, table, hour)}/{old}/{PUBLISHED}")
+            superseded.append(f"{versions}/{old}/{PUBLISHED}")
         self._retire(superseded)
 
     def add_to_hour(self, zone: str, table: str, hour: Hour, files: Sequence[StagedFile]) -> None:
         """Into the hour's current version (or its root before it has one); each file appears whole."""
         version = self._hour(zone, table, hour).current_version
-        base = hour_prefix(zone, table, hour) + (f"/{version}" if version else "")
+        hour_directory = hour_prefix(zone, table, hour)
+        base = f"{versions_prefix(hour_directory)}/{version}" if version else hour_directory
         for staged, name in files:
             self.store.publish_file(staged, f"{base}/{name}")
 
@@ -173,7 +180,9 @@ class S3Lake(LakeStorage):
         removed = 0
         for zone in (*LANDED_ZONES, "processed", "gold"):
             for table in self.store.list_directories(zone):
-                for day in self.store.list_directories(table):
+                days = self.store.list_directories(table)
+                versions = f"{table}/{VERSIONS}"
+                for day in [*(day for day in days if day != versions), *self.store.list_directories(versions)]:
                     removed += self._delete_old(zone, day, cutoff)
         self.vacuum()
         return removed
