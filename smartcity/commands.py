@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
+from smartcity import aws_errors
 from smartcity.errors import PlatformError
 from smartcity.services import Service
 from smartcity.settings import load_settings
@@ -57,7 +58,8 @@ def stop_service(service: Service, label: str) -> None:
 
 
 def run(command: click.Command) -> NoReturn:
-    """A console script's entry point: run ``command``; a platform error becomes one message and exit status 1."""
+    """A console script's entry point: run ``command``; a platform error, or an AWS client's, becomes one message
+    and exit status 1."""
     # Started from a non-interactive shell in the background, SIGINT arrives ignored; handle it explicitly, so
     # Ctrl-C / SIGINT stops us and the processes we start (exec resets handled signals to their default).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -66,5 +68,10 @@ def run(command: click.Command) -> NoReturn:
         command(standalone_mode=True)
     except PlatformError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if (message := aws_errors.explain(exc)) is None:
+            raise
+        click.secho(f"error: {message}", fg="red", err=True)
         sys.exit(1)
     sys.exit(0)
