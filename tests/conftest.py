@@ -205,6 +205,8 @@ def aws_testbed(settings: Settings) -> Iterator[Testbed]:
 def on_testbed(aws_testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This test's AWS clients point at the test bed (its endpoints, certificate, credentials); returns the
     platform's settings for a deployment of its own (unique environment and lake bucket)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):  # they would win over its profile
+        monkeypatch.delenv(name, raising=False)
     for name, value in aws_testbed.client_environment().items():
         monkeypatch.setenv(name, value)
     unique = uuid.uuid4().hex[:8]
