@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 
 import duckdb
 
+from smartcity.settings import s3_endpoint
+
 
 def httpfs_extension() -> Path:
     files = importlib.metadata.files("duckdb-ext-httpfs") or []
@@ -29,7 +31,7 @@ def enable_s3(connection: duckdb.DuckDBPyConnection, region: str, endpoint_url: 
     secret: dict[str, Any] = {"key": credentials.access_key, "secret": credentials.secret_key,
                               "token": credentials.token or "", "region": region}  # fmt: skip
     options = "TYPE s3, KEY_ID $key, SECRET $secret, SESSION_TOKEN $token, REGION $region"
-    endpoint = urlparse(endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", ""))
+    endpoint = urlparse(s3_endpoint(endpoint_url) or "")
     if endpoint.netloc:
         options += ", ENDPOINT $endpoint, URL_STYLE 'path', USE_SSL $ssl"
         secret |= {"endpoint": endpoint.netloc, "ssl": endpoint.scheme == "https"}

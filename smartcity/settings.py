@@ -56,6 +56,12 @@ def _checkpoint_uri(value: str) -> str:
     return value
 
 
+def s3_endpoint(explicit: str | None = None) -> str | None:
+    """``explicit``, else the S3 endpoint of the standard variables (``AWS_ENDPOINT_URL_S3``, then
+    ``AWS_ENDPOINT_URL``), else None for AWS's own: for clients that, unlike boto3, do not read them."""
+    return explicit or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def _s3_uri(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme != "s3" or not parsed.netloc:
@@ -228,7 +234,7 @@ class Settings(BaseSettings):
     def s3_endpoint(self) -> str | None:
         """The S3 endpoint when not AWS's own: the setting, else the standard ``AWS_ENDPOINT_URL_S3`` or
         ``AWS_ENDPOINT_URL`` variable (which boto3 reads by itself; Spark's S3A needs it spelled out)."""
-        return self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return s3_endpoint(self.s3_endpoint_url)
 
     @property
     def checkpoints(self) -> str:
