@@ -1,4 +1,5 @@
-"""The dashboard's query layer: read-only SQL against the warehouse, DuckDB or PostgreSQL, behind one function.
+"""The dashboard's query layer: read-only SQL against the warehouse, DuckDB, PostgreSQL or Redshift (which speaks
+PostgreSQL's protocol, over TLS), behind one function.
 
 The DuckDB warehouse file has one writer at a time (the Dagster load). Each query opens a read-only connection,
 runs, and closes, retrying while the loader holds the lock, so the dashboard keeps serving while a partition
@@ -59,6 +60,4 @@ def query(url: str, sql: str, params: list | None = None) -> pd.DataFrame:
     warehouse = parse_warehouse_url(url)
     if warehouse.engine == "duckdb":
         return _duckdb_query(warehouse.duckdb_file, sql, params or [])
-    if warehouse.engine == "postgresql":
-        return _postgres_query(warehouse.url, sql, params or [])
-    raise WarehouseUnavailable(f"the dashboard reads duckdb:/// or postgresql:// warehouses, not {warehouse.redacted}")
+    return _postgres_query(warehouse.libpq_url, sql, params or [])

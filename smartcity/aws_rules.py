@@ -22,6 +22,7 @@ _KMS_KEY = re.compile(
     rf"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{{12}}:(?:key/{_UUID}|alias/[A-Za-z0-9/_-]{{1,250}}))$"
 )
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 def bucket_name(value: str) -> str:
@@ -59,4 +60,11 @@ def kms_key(value: str) -> str:
 def environment(value: str) -> str:
     if not _ENVIRONMENT.match(value):
         raise ValueError("1-20 lowercase letters, digits or '-', starting with a letter (it names AWS resources)")
+    return value
+
+
+def role_arn(value: str) -> str:
+    """An IAM role ARN, as Redshift's ``COPY … IAM_ROLE`` takes it."""
+    if not _ROLE_ARN.match(value):
+        raise ValueError(f"'{value}' is not an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>")
     return value

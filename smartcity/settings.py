@@ -142,6 +142,9 @@ class Settings(BaseSettings):
         description="duckdb:///relative.duckdb or duckdb:////absolute.duckdb, postgresql://… or redshift://…; "
         "defaults to <var_dir>/warehouse.duckdb",
     )
+    redshift_iam_role: Annotated[str, AfterValidator(aws_rules.role_arn)] | None = Field(
+        None, description="ARN of the loader role Redshift assumes for COPY from the lake (a redshift:// warehouse)"
+    )
 
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077")
     spark_driver_memory: str = Field("2g", description="Spark driver memory, e.g. 2g")
@@ -192,7 +195,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"SMARTCITY_S3_LOG_BUCKET: the default {error}; set it explicitly") from None
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("SMARTCITY_KAFKA_PORT and SMARTCITY_KAFKA_CONTROLLER_PORT must differ")
+        self._check_redshift()
         return self
+
+    def _check_redshift(self) -> None:
+        """Redshift copies gold from S3 with the loader role: both must be there for a redshift:// warehouse."""
+        if parse_warehouse_url(self.warehouse).engine != "redshift":
+            return
+        missing = [name for name, unset in (("SMARTCITY_PROFILE=aws", self.profile != "aws"),
+                   ("SMARTCITY_REDSHIFT_IAM_ROLE (the ARN of the loader role `smartcity aws apply` creates)",
+                    self.redshift_iam_role is None)) if unset]  # fmt: skip
+        if missing:
+            raise ValueError(
+                f"a redshift:// SMARTCITY_WAREHOUSE_URL loads gold from the S3 lake: it needs {' and '.join(missing)}"
+            )
 
     @property
     def bootstrap_servers(self) -> str:

@@ -30,6 +30,15 @@ class WarehouseUrl(NamedTuple):
     def redacted(self) -> str:
         return redact(self.url)
 
+    @property
+    def libpq_url(self) -> str:
+        """The URL a PostgreSQL client connects with: Redshift speaks PostgreSQL's protocol, over TLS unless the
+        URL says otherwise (``?sslmode=…``)."""
+        if self.engine != "redshift":
+            return self.url
+        url = self.url.replace("redshift://", "postgresql://", 1)
+        return url if "sslmode=" in url else f"{url}{'&' if '?' in url else '?'}sslmode=require"
+
 
 def parse_warehouse_url(url: str) -> WarehouseUrl:
     """The engine and client URL of a warehouse URL (``postgresql+psycopg://`` is ``postgresql``); ValueError

@@ -9,7 +9,7 @@ touches, with every action named (no ``*`` action, no ``*`` resource where an AR
 - **processing**: reads ``raw/``, writes ``processed/`` and its staging.
 - **dbt** (Athena): reads ``processed/``, writes ``gold/`` and the Athena results prefix; reads the processed and
   writes the gold Glue tables; runs queries in the platform's workgroup only.
-- **loader** (Redshift's ``COPY`` assumes it): reads ``gold/``.
+- **loader** (Redshift's ``COPY`` assumes it): reads ``gold/`` and the load manifests the orchestrator stages.
 - **orchestrator** (Dagster): lists and reads every zone (the sensor, the checks), publishes ``processed/`` and
   ``gold/`` hours and expires old ones, writes the database's Glue tables.
 - **dashboard**: nothing in S3 or Glue; it reads the warehouse.
@@ -136,6 +136,7 @@ def role_policies(settings: Settings) -> dict[str, dict[str, Any]]:
         ],
         "loader": [
             _statement("ReadGold", READ, _objects(settings, GOLD)),
+            _statement("ReadLoadManifests", READ, _objects(settings, f"{STAGING}/warehouse-*")),
             _list(settings, GOLD),
         ],
         "orchestrator": [

@@ -35,6 +35,7 @@ from smartcity_dagster.resources.dbt import dbt_project, glue_mirror, gold_dbt, 
 from smartcity_dagster.resources.glue import GlueDataCatalog
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.query_engine import DuckDbQueryEngine
+from smartcity_dagster.resources.redshift import warehouse_of
 from smartcity_dagster.resources.s3_lake import S3Lake
 from smartcity_dagster.resources.spark import ProcessingSpark
 from smartcity_dagster.resources.warehouse import warehouse_from_url
@@ -76,7 +77,7 @@ def aws_resources(settings: Settings) -> dict[str, Any]:
                                    partitions_start=f"{settings.partitions_start:%Y-%m-%d}",
                                    duckdb_mirror=str(glue_mirror(settings)), s3_endpoint_url=settings.s3_endpoint_url),
         "athena": DuckDbQueryEngine(path=str(settings.paths.athena)),
-        "warehouse": warehouse_from_url(settings.warehouse),
+        "warehouse": warehouse_of(settings),
         "pyspark": processing_spark(settings),
         "dbt": gold_dbt(settings, dbt_project(settings), target="aws_duckdb"),
     }  # fmt: skip

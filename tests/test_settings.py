@@ -34,7 +34,8 @@ def test_config_command_prints_effective_values(settings: Settings) -> None:
 
 
 def test_aws_profile_accepts_s3_lake() -> None:
-    settings = load_settings(profile="aws", lake_uri="s3://city-lake/prod", warehouse_url="redshift://wh/db")
+    settings = load_settings(profile="aws", lake_uri="s3://city-lake/prod", warehouse_url="redshift://wh/db",
+                             redshift_iam_role="arn:aws:iam::123456789012:role/smartcity-prod-loader")  # fmt: skip
     assert settings.lake == "s3://city-lake/prod"
 
 

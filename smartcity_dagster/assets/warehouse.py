@@ -13,7 +13,7 @@ from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import window_hours
 from smartcity_dagster.resources.lake import LakeStorage
 from smartcity_dagster.resources.query_engine import QueryEngine
-from smartcity_dagster.resources.warehouse import SCHEMA, Warehouse
+from smartcity_dagster.resources.warehouse import SCHEMA, GoldWindow, Warehouse
 
 WAREHOUSE_POOL = "warehouse"  # one loader at a time: the DuckDB warehouse file has a single writer
 
@@ -50,10 +50,10 @@ def build_warehouse(
         for key in sorted(context.selected_asset_keys):
             model = key.path[-1]
             listed = lake.files_of(GOLD, model, hours)
-            rows = lake.read_table([file for files in listed.values() for file in files])  # like Redshift's COPY
-            if rows is None:  # no rows yet: the model's columns, so the table exists from the start
-                rows = athena.empty_table(model)
-            loaded = warehouse.replace_window(model, rows, start, end)
+            empty = athena.empty_table(model)  # the model's columns, so the table exists from the start
+            gold = GoldWindow(lake, [file for files in listed.values() for file in files],
+                              None if empty is None else empty.schema)  # fmt: skip
+            loaded = warehouse.load_window(model, gold, start, end)
             yield dg.MaterializeResult(
                 asset_key=key,
                 metadata={"table": f"{SCHEMA}.{model}", "rows_loaded": loaded, "hours_with_data": len(listed),

@@ -1,9 +1,10 @@
 """The warehouse (Redshift): gold aggregates loaded per hour window, idempotently (the window is replaced).
 
-:class:`Warehouse` is the interface; :class:`DuckDbWarehouse` (the default) and :class:`PostgresWarehouse`
-implement it for the local profile. Every table
-has an ``hour_start`` column; loading a window deletes its rows and inserts the new ones in one transaction,
-so loading twice leaves the same rows and a reader never sees the window half-loaded.
+:class:`Warehouse` is the interface the loader asset is written against: it hands over the window's gold files
+in the lake (:class:`GoldWindow`). :class:`DuckDbWarehouse` (the default) and :class:`PostgresWarehouse` read
+those rows here and insert them; Redshift copies the files from S3 itself (:mod:`.redshift`). Every table has
+an ``hour_start`` column; loading a window deletes its rows and inserts the new ones in one transaction, so
+loading twice leaves the same rows and a reader never sees the window half-loaded.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import psycopg
@@ -19,16 +21,33 @@ import pyarrow as pa
 from smartcity.duckdb_files import connect
 from smartcity.errors import ConfigError, PlatformError
 from smartcity.warehouse_url import parse_warehouse_url, redact
+from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 
 SCHEMA = "gold"
+
+
+class GoldWindow(NamedTuple):
+    """One gold table's files in the lake for a load window, and the table's columns (for a window with none)."""
+
+    lake: LakeStorage
+    files: list[LakeFile]
+    schema: pa.Schema | None
+    """None before the model's first build."""
+
+    def rows(self) -> pa.Table | None:
+        """The window's rows, read here (what Redshift's ``COPY`` does on its side); None when there are none
+        and the model has never been built."""
+        if (rows := self.lake.read_table(self.files)) is not None:
+            return rows
+        return None if self.schema is None else self.schema.empty_table()
 
 
 class Warehouse(dg.ConfigurableResource, ABC):
     """Load gold tables by hour window and apply retention."""
 
     @abstractmethod
-    def replace_window(self, table: str, rows: pa.Table | None, start: datetime, end: datetime) -> int:
-        """Replace the rows of [start, end) in ``table`` with ``rows`` (None: none); return the rows loaded."""
+    def load_window(self, table: str, gold: GoldWindow, start: datetime, end: datetime) -> int:
+        """Replace the rows of [start, end) in ``table`` with the window's gold files; return the rows loaded."""
 
     @abstractmethod
     def delete_before(self, table: str, cutoff: datetime) -> int:
@@ -39,11 +58,22 @@ class Warehouse(dg.ConfigurableResource, ABC):
         """The gold tables present in the warehouse."""
 
 
+class RowLoadingWarehouse(Warehouse, ABC):
+    """A warehouse that takes the rows from the loader (it cannot read the lake itself)."""
+
+    def load_window(self, table: str, gold: GoldWindow, start: datetime, end: datetime) -> int:
+        return self.replace_window(table, gold.rows(), start, end)
+
+    @abstractmethod
+    def replace_window(self, table: str, rows: pa.Table | None, start: datetime, end: datetime) -> int:
+        """Replace the rows of [start, end) in ``table`` with ``rows`` (None: none); return the rows loaded."""
+
+
 def _naive_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
-class DuckDbWarehouse(Warehouse):
+class DuckDbWarehouse(RowLoadingWarehouse):
     """The local warehouse: one DuckDB file, tables in schema ``gold``."""
 
     path: str
@@ -104,7 +134,7 @@ def postgres_type(arrow_type: pa.DataType) -> str:
     raise ConfigError(f"no PostgreSQL type for the Arrow type {arrow_type}")
 
 
-class PostgresWarehouse(Warehouse):
+class PostgresWarehouse(RowLoadingWarehouse):
     """The warehouse in PostgreSQL (psycopg 3): the local stand-in for Redshift, which speaks the same SQL here."""
 
     url: str
@@ -163,5 +193,5 @@ def warehouse_from_url(url: str) -> Warehouse:
         return PostgresWarehouse(url=warehouse.url)
     raise ConfigError(
         f"SMARTCITY_WAREHOUSE_URL={warehouse.redacted!r}: the local profile loads duckdb:/// or postgresql:// "
-        "warehouses; Redshift comes with the aws profile"
+        "warehouses; Redshift is the aws profile's (SMARTCITY_PROFILE=aws)"
     )
