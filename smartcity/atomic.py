@@ -33,6 +33,16 @@ def write_json_atomically(path: Path, value: object) -> None:
     os.replace(temporary, path)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only (it may hold a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
 def exchange(first: Path, second: Path) -> None:
     """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)

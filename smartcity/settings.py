@@ -70,6 +70,12 @@ def _s3_uri(value: str) -> str:
     return value
 
 
+def _postgres_url(value: str) -> str:
+    if urlparse(value).scheme not in ("postgresql", "postgres"):
+        raise ValueError("use postgresql://user:password@host:port/database")
+    return value
+
+
 def _warehouse_url(value: str) -> str:
     parse_warehouse_url(value)
     return value
@@ -141,6 +147,11 @@ class Settings(BaseSettings):
         None,
         description="duckdb:///relative.duckdb or duckdb:////absolute.duckdb, postgresql://… or redshift://…; "
         "defaults to <var_dir>/warehouse.duckdb",
+    )
+    dagster_storage_url: Annotated[str, AfterValidator(_postgres_url)] | None = Field(
+        None,
+        description="postgresql://… for Dagster's runs, events, schedules and sensor cursors; "
+        "defaults to SQLite under <var_dir>/dagster",
     )
     redshift_iam_role: Annotated[str, AfterValidator(aws_rules.role_arn)] | None = Field(
         None, description="ARN of the loader role Redshift assumes for COPY from the lake (a redshift:// warehouse)"
@@ -271,6 +282,7 @@ class Settings(BaseSettings):
         items[f"{ENV_PREFIX}LAKE_URI"] = self.lake
         items[f"{ENV_PREFIX}CHECKPOINT_URI"] = self.checkpoints
         items[f"{ENV_PREFIX}WAREHOUSE_URL"] = redact(self.warehouse)
+        items[f"{ENV_PREFIX}DAGSTER_STORAGE_URL"] = self.dagster_storage_url and redact(self.dagster_storage_url)
         return {key: "" if value is None else str(value) for key, value in items.items()}
 
 

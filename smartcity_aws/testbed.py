@@ -5,6 +5,8 @@ touches an account.
   conditions, identities with prefix-scoped actions, SSE-S3 and default encryption. It serves plain HTTP and, with
   a self-signed certificate made here, HTTPS: the bucket policy refuses the former.
 - **Glue, IAM, STS, CloudFormation, Athena: moto** in server mode.
+- **PostgreSQL** (the system's package) in the place of Redshift's SQL (database ``warehouse``) and for Dagster's
+  own state (database ``dagster``), as a deployment keeps it in RDS.
 
 Every port is bound to loopback and chosen once, then kept in ``var/testbed/ports.json``. Clients reach the
 servers through the standard ``AWS_ENDPOINT_URL_<SERVICE>`` variables and the credentials in a profile of their
@@ -23,9 +25,12 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartcity import postgres
+from smartcity.postgres import postgres_service
 from smartcity.services import ChosenPort, Service, listens
 from smartcity.settings import Settings
 
@@ -34,6 +39,7 @@ PROFILE = "smartcity-testbed"
 ACCOUNT = "000000000000"
 """The test bed's one account: SeaweedFS puts its identities in it, so moto's STS answers the same."""
 MOTO_SERVICES = ("GLUE", "IAM", "STS", "CLOUDFORMATION", "ATHENA", "KMS")
+POSTGRES_DATABASES = ("warehouse", "dagster")
 SEAWEED_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc", "s3_https")
 
 
@@ -52,10 +58,12 @@ class Testbed:
     def ports(self) -> dict[str, int]:
         """The test bed's ports, chosen free once and kept (SeaweedFS keeps state per master port)."""
         path = self.ports_file
-        if path.exists():
-            return json.loads(path.read_text())
-        ports = _free_ports([*SEAWEED_PORTS, "moto"])
-        ports["admin"] = _admin_port(set(ports.values()))
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in (*SEAWEED_PORTS, "moto", "postgres") if name not in kept]
+        if not missing and "admin" in kept:
+            return kept
+        ports = {**kept, **_free_ports(missing, taken=set(kept.values()))}  # a test bed made before PostgreSQL came
+        ports.setdefault("admin", _admin_port(set(ports.values())))
         self.root.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports, indent=2))
         return ports
@@ -82,7 +90,12 @@ class Testbed:
         return f"http://{HOST}:{self.ports['moto']}"
 
     def services(self) -> list[Service]:
-        return [self.seaweedfs(), self.moto()]
+        return [self.seaweedfs(), self.moto(), self.postgres()]
+
+    def postgres(self) -> Service:
+        return postgres_service(self.settings.paths, "testbed-postgres", self.root / "postgres", self.ports["postgres"],
+                                self.ports_file, databases=POSTGRES_DATABASES,
+                                title="PostgreSQL (Redshift's SQL, Dagster's state)")  # fmt: skip
 
     def seaweedfs(self) -> Service:
         ports = self.ports
@@ -223,7 +236,10 @@ class Testbed:
         """The platform's own settings for the aws profile on the test bed (its lake in a bucket of its own)."""
         settings = self.settings
         lake = settings.lake if settings.lake_on_s3 else f"s3://smartcity-{settings.aws_environment}-lake/lake"
-        return {"SMARTCITY_PROFILE": "aws", "SMARTCITY_LAKE_URI": lake}
+        port = self.ports["postgres"]
+        return {"SMARTCITY_PROFILE": "aws", "SMARTCITY_LAKE_URI": lake,
+                "SMARTCITY_WAREHOUSE_URL": postgres.url(port, "warehouse"),
+                "SMARTCITY_DAGSTER_STORAGE_URL": postgres.url(port, "dagster")}  # fmt: skip
 
 
 def _answers_http(url: str) -> bool:
@@ -237,14 +253,16 @@ def _answers_http(url: str) -> bool:
     return True
 
 
-def _free_ports(names: list[str]) -> dict[str, int]:
-    sockets = []
+def _free_ports(names: list[str], taken: Collection[int] = ()) -> dict[str, int]:
+    """A free port for each name, none of them in ``taken`` (ports kept for a server that is not running)."""
+    sockets: list[socket.socket] = []
     try:
-        for _ in names:
+        while len([probe for probe in sockets if probe.getsockname()[1] not in taken]) < len(names):
             probe = socket.socket()
             probe.bind((HOST, 0))
             sockets.append(probe)
-        return {name: probe.getsockname()[1] for name, probe in zip(names, sockets, strict=True)}
+        free = [probe.getsockname()[1] for probe in sockets if probe.getsockname()[1] not in taken]
+        return dict(zip(names, free, strict=True))
     finally:
         for probe in sockets:
             probe.close()

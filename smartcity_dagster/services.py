@@ -6,12 +6,13 @@ They run as two services (not ``dagster dev``), so each can crash, be restarted 
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import signal
 import sys
 from pathlib import Path
 
+from smartcity.atomic import write_private
 from smartcity.services import Port, Service, answers
 from smartcity.settings import PROJECT_ROOT, Settings
 
@@ -28,17 +29,33 @@ def dagster_home(settings: Settings) -> Path:
     return settings.paths.dagster_home
 
 
+def instance_config(settings: Settings) -> str:
+    """The instance's ``dagster.yaml``: the project's, with storage in PostgreSQL when
+    ``SMARTCITY_DAGSTER_STORAGE_URL`` is set (else SQLite files under the home)."""
+    config = INSTANCE_CONFIG.read_text()
+    if settings.dagster_storage_url is None:
+        return config
+    # dagster-postgres's SQL is written for psycopg2; SQLAlchemy would pick psycopg 3 for a bare postgresql:// URL
+    driver_url = "postgresql+psycopg2://" + settings.dagster_storage_url.split("://", 1)[1]
+    url = json.dumps(driver_url)  # a JSON string is a YAML scalar
+    return (
+        f"{config}\n# SMARTCITY_DAGSTER_STORAGE_URL: runs, events, schedules and sensor cursors in PostgreSQL\n"
+        f"storage:\n  postgres:\n    postgres_url: {url}\n"
+    )
+
+
 def prepare_instance(settings: Settings) -> Path:
-    """Create the instance's storage here, in one process, and return its home.
+    """Write the instance's configuration, create its storage here, in one process, and return its home.
 
     The daemon and the webserver starting together on a fresh home both created it, and two alembic stamps made
-    every later open of the instance fail ("more than one head present").
+    every later open of the instance fail ("more than one head present"). The configuration may hold the storage
+    URL's password, so only its owner can read it (as ``.env``).
     """
     import dagster as dg  # here, so commands without Dagster do not pay for importing it
 
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    write_private(home / "dagster.yaml", instance_config(settings))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # creating or checking the schema is not news
     with dg.DagsterInstance.from_config(str(home)):
         pass

@@ -16,18 +16,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from smartcity import postgres
 from smartcity.jars import resolve_all
 from smartcity.kafka.broker import broker_service
 from smartcity.object_store import S3Storage
+from smartcity.postgres import postgres_service
 from smartcity.services import Service
-from smartcity.settings import ENV_PREFIX, Settings, load_settings
+from smartcity.settings import ENV_PREFIX, RuntimePaths, Settings, load_settings
 from smartcity_aws.testbed import Testbed
 from smartcity_dagster.resources.dbt import prepare_dbt_project
 
@@ -122,23 +123,17 @@ def private_environment(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL server on loopback for the session (Debian's postgresql package), trust auth."""
-    bindir = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
-    root = Path(tempfile.mkdtemp(prefix="smartcity-pg-"))  # outside pytest's 0700 tree: the server user reads it
-    as_server = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        as_server = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    subprocess.run([*as_server, bindir / "initdb", "-D", data, "-A", "trust", "-U", "smartcity", "--no-sync"],
-                   check=True, capture_output=True)  # fmt: skip
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_server, bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o", options, "start"],
-                   check=True, capture_output=True)  # fmt: skip
-    yield f"postgresql://smartcity@127.0.0.1:{port}/postgres"
-    subprocess.run([*as_server, bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server on loopback for the session (the system's package), trust auth."""
+    root = tmp_path_factory.mktemp("postgres")
+    port = free_port()
+    paths = RuntimePaths(root)
+    paths.ensure()
+    server = postgres_service(paths, "postgres", root / "data", port, root / "port")
+    server.start()
+    yield postgres.url(port, "postgres")
+    server.stop()
+    shutil.rmtree(postgres.data_directory(root / "data"), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
