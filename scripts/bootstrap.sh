@@ -28,7 +28,7 @@ if ! .venv/bin/uv --version 2>/dev/null | grep -q " $UV_VERSION"; then
   .venv/bin/python -m pip install --quiet "uv==$UV_VERSION"
 fi
 say "syncing the Python environment with uv.lock"
-.venv/bin/uv sync --frozen --quiet
+.venv/bin/uv sync --frozen --quiet --extra aws  # the aws profile's adapters: its tests compile and run them
 
 # System packages the tests drive; installed from Debian's archive when missing.
 apt_install() {

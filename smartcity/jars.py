@@ -52,15 +52,29 @@ class Bundle:
     exclude_pyspark_jars: bool = False
 
     def ivy_xml(self) -> str:
-        lines = [
-            f'<dependency org={quoteattr(g)} name={quoteattr(a)} rev={quoteattr(v)} conf="default->default"/>'
-            for g, a, v in (c.split(":") for c in self.coordinates)
-        ]
+        lines = [_dependency(coordinate) for coordinate in self.coordinates]
         return (
             '<ivy-module version="2.0">\n'
             f'  <info organisation="smartcity" module={quoteattr(self.name)}/>\n'
             "  <dependencies>\n    " + "\n    ".join(lines) + "\n  </dependencies>\n</ivy-module>\n"
         )
+
+
+def _dependency(coordinate: str) -> str:
+    """Ivy's element for ``group:artifact:version``, or ``group:artifact:version@ext`` for a packaged archive
+    (a tarball or a zip: that file alone, without dependencies)."""
+    group, artifact, version = coordinate.split(":")
+    version, _, ext = version.partition("@")
+    attributes = f"org={quoteattr(group)} name={quoteattr(artifact)} rev={quoteattr(version)}"
+    if not ext:
+        return f'<dependency {attributes} conf="default->default"/>'
+    archive = f"<artifact name={quoteattr(artifact)} type={quoteattr(ext)} ext={quoteattr(ext)}/>"
+    return f'<dependency {attributes} transitive="false">{archive}</dependency>'
+
+
+def _types(bundle: Bundle) -> list[str]:
+    """The artifact types Ivy retrieves for the bundle: jars, and the archives it names."""
+    return ["jar", "bundle", *sorted({c.partition("@")[2] for c in bundle.coordinates} - {""})]
 
 
 KAFKA_BROKER = Bundle(
@@ -134,8 +148,7 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
             f"{retrieved}/[artifact]-[revision](-[classifier]).[ext]",
             "-symlink",  # links into the cache, not copies
             "-types",
-            "jar",
-            "bundle",
+            *_types(bundle),
         ]
         log_file = settings.paths.logs / f"jars-{bundle.name}.log"
         with log_file.open("w") as out:

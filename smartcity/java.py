@@ -63,3 +63,21 @@ def find_java(java_home: Path | None = None) -> Java:
             f"Java {major} found at {executable} (from {source}), but Java {MINIMUM_JAVA}+ is required. {INSTALL_HINT}"
         )
     return Java(executable=executable, major=major)
+
+
+def find_java_at_least(minimum: int, java_home: Path | None = None) -> Java:
+    """A Java of at least ``minimum``: ``java_home``, then JAVA_HOME and PATH, then the newest JDK installed beside
+    them (``/usr/lib/jvm``), for a tool that needs a newer Java than the platform's own (Trino)."""
+    homes = [java_home] if java_home else []
+    homes += sorted(Path("/usr/lib/jvm").glob("*/"), reverse=True) if Path("/usr/lib/jvm").is_dir() else []
+    found: list[Java] = []
+    for home in [None, *homes]:
+        try:
+            found.append(find_java(home))
+        except JavaError:
+            continue
+    suitable = [java for java in found if java.major >= minimum]
+    if not suitable:
+        seen = ", ".join(f"{java.major} ({java.executable})" for java in found) or "none"
+        raise JavaError(f"Java {minimum}+ is needed (found: {seen}); install a JDK {minimum} or newer, or set its home")
+    return max(suitable, key=lambda java: java.major)

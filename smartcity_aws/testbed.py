@@ -5,6 +5,7 @@ touches an account.
   conditions, identities with prefix-scoped actions, SSE-S3 and default encryption. It serves plain HTTP and, with
   a self-signed certificate made here, HTTPS: the bucket policy refuses the former.
 - **Glue, IAM, STS, CloudFormation, Athena: moto** in server mode.
+- **Trino** (:mod:`.trino`) in the place of Athena's engine, on the Glue catalog and S3 above.
 - **PostgreSQL** (the system's package) in the place of Redshift's SQL (database ``warehouse``) and for Dagster's
   own state (database ``dagster``), as a deployment keeps it in RDS.
 
@@ -33,6 +34,7 @@ from smartcity import postgres
 from smartcity.postgres import postgres_service
 from smartcity.services import ChosenPort, Service, listens
 from smartcity.settings import Settings
+from smartcity_aws.trino import TrinoNode
 
 HOST = "127.0.0.1"
 PROFILE = "smartcity-testbed"
@@ -59,10 +61,10 @@ class Testbed:
         """The test bed's ports, chosen free once and kept (SeaweedFS keeps state per master port)."""
         path = self.ports_file
         kept = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in (*SEAWEED_PORTS, "moto", "postgres") if name not in kept]
+        missing = [name for name in (*SEAWEED_PORTS, "moto", "postgres", "trino") if name not in kept]
         if not missing and "admin" in kept:
             return kept
-        ports = {**kept, **_free_ports(missing, taken=set(kept.values()))}  # a test bed made before PostgreSQL came
+        ports = {**kept, **_free_ports(missing, taken=set(kept.values()))}  # a test bed made before some server came
         ports.setdefault("admin", _admin_port(set(ports.values())))
         self.root.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports, indent=2))
@@ -90,7 +92,12 @@ class Testbed:
         return f"http://{HOST}:{self.ports['moto']}"
 
     def services(self) -> list[Service]:
-        return [self.seaweedfs(), self.moto(), self.postgres()]
+        return [self.seaweedfs(), self.moto(), self.postgres(), self.trino().service()]
+
+    def trino(self) -> TrinoNode:
+        return TrinoNode(self.settings, self.root / "trino", self.ports["trino"], self.ports_file,
+                         glue_endpoint=self.moto_endpoint(), s3_endpoint=self.s3_endpoint(),
+                         certificate=self.certificate, client_environment=self.client_environment())  # fmt: skip
 
     def postgres(self) -> Service:
         return postgres_service(self.settings.paths, "testbed-postgres", self.root / "postgres", self.ports["postgres"],

@@ -189,11 +189,27 @@ def aws_testbed(settings: Settings) -> Iterator[Testbed]:
     """The aws test bed of the session's var/ (SeaweedFS for S3, moto for Glue, IAM, STS, CloudFormation, Athena),
     started once and shared, as the broker is."""
     testbed = Testbed(settings)
-    for service in testbed.services():
+    *servers, _trino = testbed.services()
+    for service in servers:
         service.start()
     yield testbed
     for service in testbed.services():
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def trino_starting(aws_testbed: Testbed) -> Service:
+    """The test bed's Trino, started without waiting: 30-70 s on two cores, which a slow fixture can overlap."""
+    service = aws_testbed.trino().service()
+    service.start(wait=False)
+    return service
+
+
+@pytest.fixture(scope="session")
+def trino(aws_testbed: Testbed, trino_starting: Service) -> str:
+    """The test bed's Trino (Athena's engine on its Glue and S3), once it can run queries; its URL."""
+    trino_starting.start()  # returns once it is ready
+    return aws_testbed.trino().url
 
 
 @pytest.fixture

@@ -77,9 +77,10 @@ def test_the_instance_on_postgres_survives_a_daemon_sigkill(storage_url: str, tm
     assert (home / "dagster.yaml").stat().st_mode & 0o777 == 0o600  # it holds the URL
     with dg.DagsterInstance.from_config(str(home)) as instance:  # an event, as every run writes them (with NOTIFY)
         instance.report_runless_asset_event(dg.AssetMaterialization("probe", metadata={"rows": 3}))
-        assert instance.get_latest_materialization_event(dg.AssetKey("probe")).asset_materialization.metadata[
-            "rows"
-        ].value == 3
+        assert (
+            instance.get_latest_materialization_event(dg.AssetKey("probe")).asset_materialization.metadata["rows"].value
+            == 3
+        )
     code = tmp_path / "heartbeat.py"
     code.write_text(HEARTBEAT)
     daemon = start_daemon(home, code)

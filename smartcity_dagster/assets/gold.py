@@ -33,11 +33,23 @@ SOURCES_FILE = DBT_PROJECT_DIR / "models" / "sources.yml"
 GOLD_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
 
 
-def source_tables(tables: Mapping[str, TableSchema], key: Callable[[str], dg.AssetKey]) -> list[dict[str, Any]]:
+ON_GLUE = "target.type in ('athena', 'trino')"
+"""Athena and Trino read the Glue catalog itself (``awsdatacatalog.<database>.<zone>_<table>``); DuckDB reads it
+attached as ``glue`` with a schema per zone."""
+
+
+def _per_engine(on_glue: str, attached: str) -> str:
+    return f"{{{{ '{on_glue}' if {ON_GLUE} else '{attached}' }}}}"
+
+
+def source_tables(
+    zone: str, tables: Mapping[str, TableSchema], key: Callable[[str], dg.AssetKey]
+) -> list[dict[str, Any]]:
     """One dbt source table per stream, mapped to the Dagster asset ``key(stream)`` that produces it."""
     return [
         {
             "name": table.name,
+            "identifier": _per_engine(f"{zone}_{table.name}", table.name),
             "description": table.description,
             "meta": {"dagster": {"asset_key": list(key(stream).path)}},
             "columns": [{"name": c.name, "description": c.comment, "data_type": c.type} for c in table.columns],
@@ -54,17 +66,19 @@ def render_sources() -> str:
         "sources": [
             {
                 "name": "processed",
-                "description": "Processed tables registered in the catalog (Glue), attached as 'glue'.",
-                "database": "glue",
-                "schema": "processed",
-                "tables": source_tables(PROCESSED_TABLES, processed_key),
+                "description": "Processed tables registered in the catalog (Glue).",
+                "database": _per_engine("awsdatacatalog", "glue"),
+                "schema": f"{{{{ target.schema if {ON_GLUE} else 'processed' }}}}",
+                "tables": source_tables("processed", PROCESSED_TABLES, processed_key),
             },
             {
                 "name": "quarantine",
                 "description": "Quarantine tables in the catalog (Glue): rejected records with their reason.",
-                "database": "glue",
-                "schema": "quarantine",
-                "tables": source_tables(QUARANTINE_TABLES, lambda stream: catalog_key("quarantine", stream)),
+                "database": _per_engine("awsdatacatalog", "glue"),
+                "schema": f"{{{{ target.schema if {ON_GLUE} else 'quarantine' }}}}",
+                "tables": source_tables(
+                    "quarantine", QUARANTINE_TABLES, lambda stream: catalog_key("quarantine", stream)
+                ),
             },
         ],
     }

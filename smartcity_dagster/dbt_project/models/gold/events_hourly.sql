@@ -5,8 +5,8 @@
 select
     hour_start,
     '{{ stream }}' as stream,
-    count(*)::bigint as events,
-    count(distinct device_id)::bigint as devices,
+    cast(count(*) as bigint) as events,
+    cast(count(distinct device_id) as bigint) as devices,
     max(event_time) as last_event_time
 from {{ source('processed', stream) }}
 where {{ in_window('hour_start') }}

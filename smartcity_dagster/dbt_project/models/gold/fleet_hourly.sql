@@ -3,7 +3,7 @@ with per_vehicle as (
     select
         hour_start,
         device_id,
-        any_value(fuel_type) as fuel_type,
+        {{ any_value('fuel_type') }} as fuel_type,
         count(*) as events,
         sum(speed_kmh) as speed_sum,
         max(speed_kmh) as max_speed_kmh,
@@ -16,7 +16,7 @@ with per_vehicle as (
 select
     hour_start,
     count(*) as vehicles_reporting,
-    sum(events)::bigint as events,
+    cast(sum(events) as bigint) as events,
     sum(speed_sum) / sum(events) as mean_speed_kmh,
     max(max_speed_kmh) as max_speed_kmh,
     sum(distance_km) as distance_km,

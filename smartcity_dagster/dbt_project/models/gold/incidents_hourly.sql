@@ -7,8 +7,8 @@ with hours as (
 lifecycle as (
     select
         incident_id,
-        any_value(incident_type) as incident_type,
-        any_value(severity) as severity,
+        {{ any_value('incident_type') }} as incident_type,
+        {{ any_value('severity') }} as severity,
         min(event_time) filter (where status = 'reported') as reported_at,
         min(event_time) filter (where status = 'resolved') as resolved_at
     from {{ source('processed', 'emergency') }}
@@ -20,9 +20,9 @@ open_at_end as (
     select hours.hour_start, incident_type, severity, count(*) as open_incidents
     from hours
     join lifecycle
-        on lifecycle.reported_at < hours.hour_start + interval 1 hour
-        and (lifecycle.resolved_at is null or lifecycle.resolved_at >= hours.hour_start + interval 1 hour)
-    group by all
+        on lifecycle.reported_at < hours.hour_start + interval '1' hour
+        and (lifecycle.resolved_at is null or lifecycle.resolved_at >= hours.hour_start + interval '1' hour)
+    group by hours.hour_start, incident_type, severity
 ),
 
 in_hour as (
@@ -37,7 +37,7 @@ in_hour as (
         max(incident_duration_s) filter (where status = 'resolved') as max_time_to_resolve_s
     from {{ source('processed', 'emergency') }}
     where {{ in_window('hour_start') }}
-    group by all
+    group by hour_start, incident_type, severity
 )
 
 select

@@ -3,13 +3,13 @@
 {% set streams = ['vehicle', 'gps', 'traffic', 'weather', 'emergency'] %}
 {% for stream in streams %}
 select
-    date_trunc('hour', ingest_time)::timestamp as hour_start,
+    {{ hour_of('ingest_time') }} as hour_start,
     '{{ stream }}' as stream,
     reason,
-    count(*)::bigint as records,
-    max(ingest_time)::timestamp as last_ingest_time
+    cast(count(*) as bigint) as records,
+    cast(max(ingest_time) as timestamp) as last_ingest_time
 from {{ source('quarantine', stream) }}
-where {{ in_window("date_trunc('hour', ingest_time)::timestamp") }}
-group by all
+where {{ in_window(hour_of('ingest_time')) }}
+group by {{ hour_of('ingest_time') }}, reason
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

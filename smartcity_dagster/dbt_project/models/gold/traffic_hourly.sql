@@ -2,17 +2,18 @@
 select
     hour_start,
     camera_id,
-    any_value(zone) as zone,
-    any_value(latitude) as latitude,
-    any_value(longitude) as longitude,
+    {{ any_value('zone') }} as zone,
+    {{ any_value('latitude') }} as latitude,
+    {{ any_value('longitude') }} as longitude,
     count(*) as reports,
-    sum(vehicle_count)::bigint as vehicles_seen,
+    cast(sum(vehicle_count) as bigint) as vehicles_seen,
     avg(vehicle_count) as mean_vehicle_count,
     avg(mean_speed_kmh) as mean_speed_kmh,
     -- the worst level reported in the hour (deterministic, unlike the most frequent one on ties)
-    ['free', 'moderate', 'heavy', 'severe'][
-        max(list_position(['free', 'moderate', 'heavy', 'severe'], congestion_level))
-    ] as peak_congestion_level,
+    {%- set levels = ['free', 'moderate', 'heavy', 'severe'] %}
+    case max(case congestion_level {% for level in levels %}when '{{ level }}' then {{ loop.index }} {% endfor %}end)
+        {% for level in levels %}when {{ loop.index }} then '{{ level }}' {% endfor %}
+    end as peak_congestion_level,
     avg(case when congestion_level in ('heavy', 'severe') then 1.0 else 0.0 end) as congested_share
 from {{ source('processed', 'traffic') }}
 where {{ in_window('hour_start') }}

@@ -2,9 +2,9 @@
 select
     hour_start,
     device_id as station_id,
-    any_value(zone) as zone,
-    any_value(latitude) as latitude,
-    any_value(longitude) as longitude,
+    {{ any_value('zone') }} as zone,
+    {{ any_value('latitude') }} as latitude,
+    {{ any_value('longitude') }} as longitude,
     count(*) as readings,
     min(temperature_c) as min_temperature_c,
     max(temperature_c) as max_temperature_c,
@@ -15,7 +15,7 @@ select
     avg(humidity_pct) as mean_humidity_pct,
     max(aqi) as worst_aqi,
     avg(aqi) as mean_aqi,
-    arg_max(condition, event_time) as last_condition
+    max_by(condition, event_time) as last_condition
 from {{ source('processed', 'weather') }}
 where {{ in_window('hour_start') }}
 group by hour_start, device_id
