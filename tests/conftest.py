@@ -197,15 +197,17 @@ def aws_testbed(settings: Settings) -> Iterator[Testbed]:
         service.stop()
 
 
-@pytest.fixture(scope="session")
-def trino_starting(aws_testbed: Testbed) -> Service:
-    """The test bed's Trino, started without waiting: 30-70 s on two cores, which a slow fixture can overlap."""
+@pytest.fixture(scope="module")
+def trino_starting(aws_testbed: Testbed) -> Iterator[Service]:
+    """The test bed's Trino, started without waiting (30-70 s on two cores, which a slow fixture can overlap), and
+    stopped after the module: an idle Trino still takes CPU from the tests after it."""
     service = aws_testbed.trino().service()
     service.start(wait=False)
-    return service
+    yield service
+    service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trino(aws_testbed: Testbed, trino_starting: Service) -> str:
     """The test bed's Trino (Athena's engine on its Glue and S3), once it can run queries; its URL."""
     trino_starting.start()  # returns once it is ready
