@@ -95,9 +95,13 @@ class Testbed:
         return [self.seaweedfs(), self.moto(), self.postgres(), self.trino().service()]
 
     def trino(self) -> TrinoNode:
+        access, secret = self.admin_keys()
+        # The test bed's keys in the variables, over any the caller exported: the AWS SDK's chain prefers
+        # AWS_ACCESS_KEY_ID to a profile, and keys for another endpoint made every S3 read of Trino fail.
+        environment = {**self.client_environment(), "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
         return TrinoNode(self.settings, self.root / "trino", self.ports["trino"], self.ports_file,
                          glue_endpoint=self.moto_endpoint(), s3_endpoint=self.s3_endpoint(),
-                         certificate=self.certificate, client_environment=self.client_environment())  # fmt: skip
+                         certificate=self.certificate, client_environment=environment)  # fmt: skip
 
     def postgres(self) -> Service:
         return postgres_service(self.settings.paths, "testbed-postgres", self.root / "postgres", self.ports["postgres"],
