@@ -214,14 +214,20 @@ def trino(aws_testbed: Testbed, trino_starting: Service) -> str:
     return aws_testbed.trino().url
 
 
+def point_clients_at(testbed: Testbed, patch: pytest.MonkeyPatch) -> None:
+    """This process's AWS clients on the test bed: its endpoints, certificate and profile, and no exported keys
+    (they would win over its profile)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        patch.delenv(name, raising=False)
+    for name, value in testbed.client_environment().items():
+        patch.setenv(name, value)
+
+
 @pytest.fixture
 def on_testbed(aws_testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This test's AWS clients point at the test bed (its endpoints, certificate, credentials); returns the
     platform's settings for a deployment of its own (unique environment and lake bucket)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):  # they would win over its profile
-        monkeypatch.delenv(name, raising=False)
-    for name, value in aws_testbed.client_environment().items():
-        monkeypatch.setenv(name, value)
+    point_clients_at(aws_testbed, monkeypatch)
     unique = uuid.uuid4().hex[:8]
     return {
         "SMARTCITY_PROFILE": "aws",

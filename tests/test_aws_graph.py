@@ -28,7 +28,7 @@ from smartcity_aws.access import names
 from smartcity_aws.deploy import Deployment
 from smartcity_aws.testbed import Testbed
 from smartcity_dagster.definitions import build_definitions
-from tests.conftest import isolated_environment, settings_from
+from tests.conftest import isolated_environment, point_clients_at, settings_from
 from tests.dbt_compile import GOLD_MODELS, compiled_models
 from tests.graph import run_graph
 from tests.test_dagster_assets import FAULTS
@@ -85,10 +85,7 @@ def on_s3(
     starts for the test that needs it)."""
     hour, unique = city["hour"], uuid.uuid4().hex[:8]
     with pytest.MonkeyPatch.context() as patch:  # this module's AWS clients on the test bed (as `on_testbed`)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in aws_testbed.client_environment().items():
-            patch.setenv(name, value)
+        point_clients_at(aws_testbed, patch)
         bucket = aws_testbed.platform_environment()["SMARTCITY_LAKE_URI"].split("/")[2]
         environment = {**isolated_environment(tmp_path_factory.mktemp("aws") / "var"), "SMARTCITY_PROFILE": "aws",
                        "SMARTCITY_AWS_ENVIRONMENT": f"t{unique}",

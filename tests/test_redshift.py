@@ -51,7 +51,7 @@ def gold_window(tmp_path: Path, *hours: tuple[datetime, pa.Table]) -> GoldWindow
         lake.store.path(key).parent.mkdir(parents=True)
         pq.write_table(rows, lake.store.path(key))
     files = lake.files_of(GOLD, "traffic_hourly", [Hour(start) for start, _ in hours])
-    return GoldWindow(lake, [file for listed in files.values() for file in listed], None)
+    return GoldWindow(lake, [file for listed in files.values() for file in listed], lambda: None)
 
 
 def test_the_redshift_statements_are_the_golden_ones(tmp_path: Path) -> None:
@@ -79,14 +79,15 @@ def test_the_redshift_statements_are_the_golden_ones(tmp_path: Path) -> None:
 
 
 def test_a_window_without_files_is_emptied_without_a_copy(tmp_path: Path) -> None:
-    empty = GoldWindow(gold_window(tmp_path).lake, [], traffic(T0).schema)
+    empty = GoldWindow(gold_window(tmp_path).lake, [], lambda: traffic(T0).schema)
     warehouse = RedshiftWarehouse(redshift=redshift_client("redshift://loader@example/city"), iam_role=ROLE,
                                   region="eu-west-2")  # fmt: skip
     statements = warehouse.statements("events_hourly", empty, T0, T0 + HOUR, "s3://unused")
     assert not [statement for statement in statements if statement.startswith("COPY")]
     assert "DISTSTYLE AUTO COMPOUND SORTKEY(hour_start)" in statements[1]
     assert statements[-3].startswith("DELETE FROM gold.events_hourly WHERE")
-    assert warehouse.statements("events_hourly", empty._replace(schema=None), T0, T0 + HOUR, "s3://unused") == []
+    never_built = empty._replace(model_schema=lambda: None)
+    assert warehouse.statements("events_hourly", never_built, T0, T0 + HOUR, "s3://unused") == []
 
 
 def test_the_load_never_carries_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

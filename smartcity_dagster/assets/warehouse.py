@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
+import pyarrow as pa
 from dagster import AssetExecutionContext
 
 from smartcity.lake_layout import GOLD
@@ -50,9 +51,9 @@ def build_warehouse(
         for key in sorted(context.selected_asset_keys):
             model = key.path[-1]
             listed = lake.files_of(GOLD, model, hours)
-            empty = athena.empty_table(model)  # the model's columns, so the table exists from the start
+            # the model's columns for a window without files, so the table exists from the start
             gold = GoldWindow(lake, [file for files in listed.values() for file in files],
-                              None if empty is None else empty.schema)  # fmt: skip
+                              lambda model=model: _schema(athena.empty_table(model)))  # fmt: skip
             loaded = warehouse.load_window(model, gold, start, end)
             yield dg.MaterializeResult(
                 asset_key=key,
@@ -61,3 +62,7 @@ def build_warehouse(
             )  # fmt: skip
 
     return warehouse_tables
+
+
+def _schema(table: pa.Table | None) -> pa.Schema | None:
+    return None if table is None else table.schema

@@ -148,7 +148,7 @@ class RedshiftWarehouse(Warehouse):
     def statements(self, table: str, gold: GoldWindow, start: datetime, end: datetime, manifest_uri: str) -> list[str]:
         """The load's SQL, with ``COPY`` from ``manifest_uri`` when the window has files; none when the model was
         never built and has no files (nothing to create the table from yet)."""
-        schema = gold.lake.read_schema(gold.files[0]) if gold.files else gold.schema
+        schema = gold.lake.read_schema(gold.files[0]) if gold.files else gold.model_schema()
         if schema is None:
             return []
         load = RedshiftLoad(table, schema, start, end)

@@ -10,6 +10,7 @@ loading twice leaves the same rows and a reader never sees the window half-loade
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -31,15 +32,16 @@ class GoldWindow(NamedTuple):
 
     lake: LakeStorage
     files: list[LakeFile]
-    schema: pa.Schema | None
-    """None before the model's first build."""
+    model_schema: Callable[[], pa.Schema | None]
+    """The model's columns (None before its first build), asked only for a window without files."""
 
     def rows(self) -> pa.Table | None:
         """The window's rows, read here (what Redshift's ``COPY`` does on its side); None when there are none
         and the model has never been built."""
         if (rows := self.lake.read_table(self.files)) is not None:
             return rows
-        return None if self.schema is None else self.schema.empty_table()
+        schema = self.model_schema()
+        return None if schema is None else schema.empty_table()
 
 
 class Warehouse(dg.ConfigurableResource, ABC):
