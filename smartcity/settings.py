@@ -76,6 +76,13 @@ def _postgres_url(value: str) -> str:
     return value
 
 
+def _trino_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port or parsed.path.strip("/"):
+        raise ValueError("use http://host:port (or https://) of a Trino coordinator")
+    return value
+
+
 def _warehouse_url(value: str) -> str:
     parse_warehouse_url(value)
     return value
@@ -142,6 +149,11 @@ class Settings(BaseSettings):
         10 * 2**30,
         ge=aws_rules.MIN_ATHENA_BYTES_SCANNED_CUTOFF,
         description="bytes one Athena query may scan in the platform's workgroup before it is cancelled (≥ 10 MB)",
+    )
+    trino_url: Annotated[str, AfterValidator(_trino_url)] | None = Field(
+        None,
+        description="http://host:port of a Trino on the Glue catalog and the lake (the test bed's) to run the gold "
+        "models in the place of Athena; unset, the aws profile runs them on Athena",
     )
     warehouse_url: Annotated[str, AfterValidator(_warehouse_url)] | None = Field(
         None,

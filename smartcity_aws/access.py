@@ -7,8 +7,9 @@ touches, with every action named (no ``*`` action, no ``*`` resource where an AR
 - **stream**: writes ``raw/``, ``quarantine/``, its staging and its ``_stream/`` bookkeeping (the commit protocol
   copies staged objects, then deletes them; a replay takes back its leftovers).
 - **processing**: reads ``raw/``, writes ``processed/`` and its staging.
-- **dbt** (Athena): reads ``processed/``, writes ``gold/`` and the Athena results prefix; reads the processed and
-  writes the gold Glue tables; runs queries in the platform's workgroup only.
+- **dbt** (Athena): reads ``processed/``, writes its build tables under ``_staging/gold-build/`` and the Athena
+  results prefix; reads the processed and writes the gold Glue tables (and drops its ``gold_build_*`` ones); runs
+  queries in the platform's workgroup only.
 - **loader** (Redshift's ``COPY`` assumes it): reads ``gold/`` and the load manifests the orchestrator stages.
 - **orchestrator** (Dagster): lists and reads every zone (the sensor, the checks), publishes ``processed/`` and
   ``gold/`` hours and expires old ones, writes the database's Glue tables.
@@ -26,6 +27,8 @@ from urllib.parse import urlparse
 from smartcity.lake_layout import GOLD, PROCESSED, QUARANTINE, RAW, STAGING, STREAM_STATE
 from smartcity.settings import Settings
 
+GOLD_BUILD = f"{STAGING}/gold-build"
+"""Where Athena writes the gold models' build tables, from which the orchestrator publishes each hour into gold/."""
 ROLES = ("stream", "processing", "dbt", "loader", "orchestrator", "dashboard")
 READ = ("s3:GetObject",)
 WRITE = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
@@ -100,6 +103,10 @@ def _workgroup_arn(settings: Settings) -> str:
     return f"arn:aws:athena:{settings.aws_region}:{{account}}:workgroup/{names(settings)['workgroup']}"
 
 
+def _glue_table_arn(settings: Settings, pattern: str) -> str:
+    return f"arn:aws:glue:{settings.aws_region}:{{account}}:table/{names(settings)['database']}/{pattern}"
+
+
 def _glue(settings: Settings, actions: tuple[str, ...], table_zones: tuple[str, ...]) -> dict[str, Any]:
     database = names(settings)["database"]
     region = settings.aws_region
@@ -107,7 +114,7 @@ def _glue(settings: Settings, actions: tuple[str, ...], table_zones: tuple[str, 
         "TheirGlueTables",
         actions,
         [f"arn:aws:glue:{region}:{{account}}:catalog", f"arn:aws:glue:{region}:{{account}}:database/{database}",
-         *(f"arn:aws:glue:{region}:{{account}}:table/{database}/{zone}_*" for zone in table_zones)],
+         *(_glue_table_arn(settings, f"{zone}_*") for zone in table_zones)],
     )  # fmt: skip
 
 
@@ -128,10 +135,11 @@ def role_policies(settings: Settings) -> dict[str, dict[str, Any]]:
         ],
         "dbt": [
             _statement("ReadProcessed", READ, _objects(settings, PROCESSED)),
-            _statement("WriteGold", WRITE, _objects(settings, GOLD)),
+            _statement("WriteBuildTables", WRITE, _objects(settings, GOLD_BUILD)),
             _statement("WriteQueryResults", WRITE, _results_objects(settings)),
-            _list(settings, PROCESSED, GOLD),
+            _list(settings, PROCESSED, GOLD_BUILD),
             _glue(settings, GLUE_WRITE, (PROCESSED, GOLD)),
+            _statement("DropBuildTables", ("glue:DeleteTable",), [_glue_table_arn(settings, "gold_build_*")]),
             _statement("RunQueries", ATHENA, [_workgroup_arn(settings)]),
         ],
         "loader": [

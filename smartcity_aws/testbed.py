@@ -130,8 +130,8 @@ class Testbed:
             title="Glue, IAM, STS, CloudFormation, Athena (moto)",
             summary=self.moto_endpoint(),
             paths=self.settings.paths,
-            command=lambda: [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            markers=("moto.server", str(port)),
+            command=lambda: [sys.executable, "-m", "smartcity_aws.moto_server", "-H", HOST, "-p", str(port)],
+            markers=("smartcity_aws.moto_server", str(port)),
             ports=(ChosenPort(HOST, port, self.ports_file),),
             env={"MOTO_ACCOUNT_ID": ACCOUNT},  # the account SeaweedFS's identities belong to
             ready=lambda _pid: listens(HOST, port),
@@ -250,7 +250,8 @@ class Testbed:
         port = self.ports["postgres"]
         return {"SMARTCITY_PROFILE": "aws", "SMARTCITY_LAKE_URI": lake,
                 "SMARTCITY_WAREHOUSE_URL": postgres.url(port, "warehouse"),
-                "SMARTCITY_DAGSTER_STORAGE_URL": postgres.url(port, "dagster")}  # fmt: skip
+                "SMARTCITY_DAGSTER_STORAGE_URL": postgres.url(port, "dagster"),
+                "SMARTCITY_TRINO_URL": f"http://{HOST}:{self.ports['trino']}"}  # fmt: skip
 
 
 def _answers_http(url: str) -> bool:

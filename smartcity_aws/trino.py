@@ -71,14 +71,14 @@ class TrinoNode:
 
     def catalog_properties(self) -> str:
         """The Hive connector on Glue and S3. moto ignores Glue's paging by segments and does not implement column
-        statistics (``GetColumnStatisticsForPartition`` answers 500), so neither is used here."""
+        statistics (``GetColumnStatisticsForPartition`` answers 500), so neither is used nor collected here."""
         region = self.settings.aws_region
         return "\n".join([
             "connector.name=hive", "hive.metastore=glue", f"hive.metastore.glue.region={region}",
             f"hive.metastore.glue.endpoint-url={self.glue_endpoint}", "hive.metastore.glue.partitions-segments=1",
             "fs.native-s3.enabled=true", f"s3.endpoint={self.s3_endpoint}", f"s3.region={region}",
             "s3.path-style-access=true", "s3.sse.type=S3", "hive.non-managed-table-writes-enabled=true",
-            "hive.table-statistics-enabled=false", "",
+            "hive.table-statistics-enabled=false", "hive.collect-column-statistics-on-write=false", "",
         ])  # fmt: skip
 
     def config_properties(self, server: Path) -> str:

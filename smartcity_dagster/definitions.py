@@ -30,8 +30,9 @@ from smartcity_dagster.assets.raw import kafka_topic_specs, landed_table_specs
 from smartcity_dagster.assets.warehouse import build_warehouse
 from smartcity_dagster.maintenance import build_maintenance
 from smartcity_dagster.partitions import hourly_partitions
+from smartcity_dagster.resources.athena import AthenaQueryEngine
 from smartcity_dagster.resources.catalog import DuckDbCatalog
-from smartcity_dagster.resources.dbt import dbt_project, glue_mirror, gold_dbt, loadable_project
+from smartcity_dagster.resources.dbt import dbt_project, gold_dbt, loadable_project
 from smartcity_dagster.resources.glue import GlueDataCatalog
 from smartcity_dagster.resources.lake import LocalLake
 from smartcity_dagster.resources.query_engine import DuckDbQueryEngine
@@ -67,19 +68,21 @@ def local_resources(settings: Settings) -> dict[str, Any]:
 
 
 def aws_resources(settings: Settings) -> dict[str, Any]:
-    """The aws profile: the lake on S3, the AWS Glue Data Catalog, Spark through S3A. Until Athena comes, dbt builds
-    the gold models in DuckDB, reading the lake on S3 through a mirror of the Glue catalog."""
+    """The aws profile: the lake on S3, the AWS Glue Data Catalog, Spark through S3A, the gold models on Athena (or
+    the Trino at SMARTCITY_TRINO_URL, as on the test bed)."""
+    aws_names = names(settings)
     return {
         "lake": S3Lake(root=settings.lake, s3=S3Resource(region_name=settings.aws_region,
                                                          endpoint_url=settings.s3_endpoint_url),
                        kms_key_id=settings.s3_kms_key_id, closed_after_days=settings.late_data_days),
-        "catalog": GlueDataCatalog(database=names(settings)["database"], region=settings.aws_region,
-                                   partitions_start=f"{settings.partitions_start:%Y-%m-%d}",
-                                   duckdb_mirror=str(glue_mirror(settings)), s3_endpoint_url=settings.s3_endpoint_url),
-        "athena": DuckDbQueryEngine(path=str(settings.paths.athena)),
+        "catalog": GlueDataCatalog(database=aws_names["database"], region=settings.aws_region,
+                                   partitions_start=f"{settings.partitions_start:%Y-%m-%d}"),
+        "athena": AthenaQueryEngine(database=aws_names["database"], region=settings.aws_region,
+                                    work_group=aws_names["workgroup"], results_uri=settings.athena_results,
+                                    trino_url=settings.trino_url),
         "warehouse": warehouse_of(settings),
         "pyspark": processing_spark(settings),
-        "dbt": gold_dbt(settings, dbt_project(settings), target="aws_duckdb"),
+        "dbt": gold_dbt(settings, dbt_project(settings), target="aws"),
     }  # fmt: skip
 
 

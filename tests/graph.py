@@ -17,9 +17,11 @@ def run_graph(
     last: str | None = None,
     raise_on_error: bool = True,
     run_config: dict | None = None,
+    steps: tuple[str, ...] = STEPS,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the hours ``first``..``last`` (partition keys) as one run, as a single-run backfill does."""
-    selection = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in STEPS]
+    """Materialize the hours ``first``..``last`` (partition keys) of ``steps`` as one run, as a single-run backfill
+    does."""
+    selection = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in steps]
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=selection, tags=tags, raise_on_error=raise_on_error, run_config=run_config

@@ -1,8 +1,9 @@
 """The aws profile end to end on the test bed: seeded simulator events with every fault kind → the real broker →
 the stream, SIGKILLed twice, landing on S3 (SeaweedFS, with the bucket policy: TLS only, encrypted puts only)
-through S3A → the lake sensor listing S3 → the Glue Data Catalog (moto) → processed and gold on S3 → the
-warehouse. Every acknowledged record lands exactly once, and the warehouse holds the numbers computed
-independently from the simulator's dry run of the same seed, as the local profile's end-to-end test does."""
+through S3A → the lake sensor listing S3 → the Glue Data Catalog (moto) → processed on S3 → gold built on Trino
+(in the place of Athena) → the warehouse. Every acknowledged record lands exactly once, and the warehouse holds the
+numbers computed independently from the simulator's dry run of the same seed, as the local profile's end-to-end
+test does."""
 
 from __future__ import annotations
 
@@ -61,11 +62,20 @@ with dg.instance_for_test() as instance:
 
 @pytest.mark.timeout(1200)
 def test_the_aws_profile_lands_processes_and_loads_every_event_once(
-    broker: Service, settings: Settings, on_testbed: dict[str, str], aws_testbed: Testbed, tmp_path: Path
+    broker: Service,
+    settings: Settings,
+    on_testbed: dict[str, str],
+    aws_testbed: Testbed,
+    trino_starting: Service,
+    tmp_path: Path,
 ) -> None:
-    bucket = aws_testbed.platform_environment()["SMARTCITY_LAKE_URI"].split("/")[2]
-    Deployment(settings_from({**on_testbed, **aws_testbed.platform_environment()})).apply()  # policy on the bucket
-    lake = {"SMARTCITY_LAKE_URI": f"s3://{bucket}/e2e-{uuid.uuid4().hex[:8]}"}
+    platform = aws_testbed.platform_environment()
+    bucket = platform["SMARTCITY_LAKE_URI"].split("/")[2]
+    Deployment(settings_from({**on_testbed, **platform})).apply()  # policy on the bucket
+    lake = {
+        "SMARTCITY_LAKE_URI": f"s3://{bucket}/e2e-{uuid.uuid4().hex[:8]}",
+        "SMARTCITY_TRINO_URL": platform["SMARTCITY_TRINO_URL"],
+    }
     environment = stream_environment(settings, tmp_path, **{**on_testbed, **lake}, SMARTCITY_STREAM_TRIGGER_SECONDS="1",
                                      SMARTCITY_STREAM_MAX_OFFSETS_PER_TRIGGER="3000")  # fmt: skip
     ours = settings_from(environment)
@@ -95,6 +105,7 @@ def test_the_aws_profile_lands_processes_and_loads_every_event_once(
     status = run_cli("stream", "status", env=environment)
     assert status.returncode == 0 and "total lag: 0" in status.stdout, status.stdout + status.stderr
 
+    trino_starting.start()  # Athena's engine for gold; it started with the test
     graph = subprocess.run([sys.executable, "-c", GRAPH], env={**os.environ, **environment}, capture_output=True,
                            text=True, timeout=900)  # fmt: skip
     assert graph.returncode == 0, graph.stdout[-3000:] + graph.stderr[-5000:]

@@ -17,7 +17,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-import trino as trino_client
 
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.lake_layout import Hour
@@ -29,7 +28,6 @@ from smartcity_aws.deploy import Deployment
 from smartcity_aws.testbed import Testbed
 from smartcity_dagster.definitions import build_definitions
 from tests.conftest import isolated_environment, point_clients_at, settings_from
-from tests.dbt_compile import GOLD_MODELS, compiled_models
 from tests.graph import run_graph
 from tests.test_dagster_assets import FAULTS
 
@@ -40,13 +38,15 @@ RUN = """
 import sys
 import dagster as dg
 from smartcity.settings import load_settings
+from smartcity_dagster.assets.keys import STEPS
 from smartcity_dagster.definitions import build_definitions
 from tests.graph import run_graph, sensor_hours
 
 defs = build_definitions(load_settings())
 with dg.instance_for_test() as instance:
-    print("sensor:", ",".join(sensor_hours(defs, instance)))
-    assert run_graph(defs, instance, sys.argv[1]).success
+    if len(sys.argv) == 2:
+        print("sensor:", ",".join(sensor_hours(defs, instance)))
+    assert run_graph(defs, instance, *sys.argv[1:2], steps=tuple(sys.argv[2:]) or STEPS).success
 """
 
 
@@ -77,25 +77,30 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"local": local, "hour": hour}
 
 
+def run_on_aws(environment: dict[str, str], hour: Hour, *steps: str) -> subprocess.CompletedProcess:
+    """The graph (or only ``steps`` of it) for the hour on the aws profile, in a process of its own."""
+    return subprocess.run([sys.executable, "-c", RUN, hour.key, *steps], env={**os.environ, **environment},
+                          capture_output=True, text=True, timeout=800)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def on_s3(
-    city: dict, aws_testbed: Testbed, trino_starting: Service, tmp_path_factory: pytest.TempPathFactory
+    aws_testbed: Testbed, trino_starting: Service, city: dict, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict]:
-    """The city's raw hour uploaded to a lake on S3 and run through the graph on the aws profile (while Trino
-    starts for the test that needs it)."""
+    """The city's raw hour uploaded to a lake on S3 and run through the graph on the aws profile, with the gold
+    models on Trino in the place of Athena (it starts while the local profile runs the same hour)."""
     hour, unique = city["hour"], uuid.uuid4().hex[:8]
     with pytest.MonkeyPatch.context() as patch:  # this module's AWS clients on the test bed (as `on_testbed`)
         point_clients_at(aws_testbed, patch)
         bucket = aws_testbed.platform_environment()["SMARTCITY_LAKE_URI"].split("/")[2]
         environment = {**isolated_environment(tmp_path_factory.mktemp("aws") / "var"), "SMARTCITY_PROFILE": "aws",
-                       "SMARTCITY_AWS_ENVIRONMENT": f"t{unique}",
-                       "SMARTCITY_LAKE_URI": f"s3://{bucket}/lake-{unique}"}  # fmt: skip
+                       "SMARTCITY_AWS_ENVIRONMENT": f"t{unique}", "SMARTCITY_LAKE_URI": f"s3://{bucket}/lake-{unique}",
+                       "SMARTCITY_TRINO_URL": aws_testbed.platform_environment()["SMARTCITY_TRINO_URL"]}  # fmt: skip
         settings = settings_from(environment)
         Deployment(settings_from({**environment, "SMARTCITY_LAKE_URI": f"s3://{bucket}/lake"})).apply()
         upload_lake(Path(city["local"].lake), storage_for(settings.lake, settings))
-        ran = subprocess.run([sys.executable, "-c", RUN, hour.key], env={**os.environ, **environment},
-                             capture_output=True, text=True, timeout=800)  # fmt: skip
-        yield {"settings": settings, "ran": ran}
+        trino_starting.start()  # returns once it runs queries
+        yield {"settings": settings, "environment": environment, "ran": run_on_aws(environment, hour)}
 
 
 @pytest.mark.timeout(900)
@@ -125,30 +130,32 @@ def test_the_graph_on_s3_and_glue_loads_what_the_local_profile_loads(
             assert "/v=" in location, "a published hour lives in a version the catalog points at"
 
 
-def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.round(9)
-    return frame.sort_values(list(frame.columns), na_position="last").reset_index(drop=True)
+def gold_partitions(settings: Settings, hour: Hour) -> dict[str, str]:
+    """Where the Glue catalog says each gold table's hour lives."""
+    glue, database = boto3.client("glue", region_name=settings.aws_region), names(settings)["database"]
+    partitions = {table: glue.get_partition(DatabaseName=database, TableName=f"gold_{table}",
+                                            PartitionValues=[hour.date, hour.hour])["Partition"]
+                  for table in TABLES if table != "quarantine_hourly"}  # fmt: skip
+    return {table: partition["StorageDescriptor"]["Location"] for table, partition in partitions.items()}
 
 
 @pytest.mark.timeout(900)
-def test_every_gold_model_gives_the_same_rows_on_trino(city: dict, on_s3: dict, trino: str, tmp_path: Path) -> None:
-    """Athena's engine (Trino) on the Glue catalog and S3 runs each model as dbt-trino compiles it, and gives the
-    rows dbt-duckdb built from the same processed hour: exact counts, floats to 1e-9."""
-    settings, hour = on_s3["settings"], city["hour"]
+def test_a_rebuilt_hour_on_trino_replaces_its_partition_with_the_same_rows(
+    city: dict, on_s3: dict, on_testbed: dict[str, str]
+) -> None:
+    """Gold built again on Athena's engine (Trino, dbt-trino): each table's hour moves whole to a new version, which
+    the catalog points at, with the rows of the first build; the build tables leave nothing in staging."""
+    settings, hour, environment = on_s3["settings"], city["hour"], on_s3["environment"]
     assert on_s3["ran"].returncode == 0
-    connection = trino_client.dbapi.connect(host="127.0.0.1", port=int(trino.rsplit(":", 1)[1]), user="smartcity")
-    target = {"type": "trino", "method": "none", "user": "smartcity", "host": "127.0.0.1",
-              "port": int(trino.rsplit(":", 1)[1]), "http_scheme": "http", "database": "awsdatacatalog",
-              "schema": names(settings)["database"], "threads": 1}  # fmt: skip
-    models = compiled_models(target, hour, tmp_path)
-    assert sorted(models) == GOLD_MODELS
-    for table, sql in models.items():
-        assert "awsdatacatalog" in sql and "glue." not in sql, sql
-        cursor = connection.cursor()
-        cursor.execute(sql)
-        on_trino = pd.DataFrame(cursor.fetchall(), columns=[column[0] for column in cursor.description])
-        on_duckdb = warehouse_rows(settings, table)
-        assert len(on_trino) == len(on_duckdb), table
-        assert len(on_duckdb) > 0 or table == "quarantine_hourly", table  # the raw fixture quarantines nothing
-        pd.testing.assert_frame_equal(sorted_rows(on_trino[list(on_duckdb.columns)]), sorted_rows(on_duckdb),
-                                      check_dtype=False, check_exact=False, rtol=0, atol=1e-9, obj=table)  # fmt: skip
+    before = gold_partitions(settings, hour)
+    loaded = {table: warehouse_rows(settings, table) for table in TABLES}
+
+    again = run_on_aws(environment, hour, "gold", "warehouse")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
+    after = gold_partitions(settings, hour)
+    assert [table for table in after if after[table] == before[table]] == [], "every hour is a new version"
+    storage = storage_for(settings.lake, settings)
+    for table, location in after.items():
+        assert storage.list_files(location.removeprefix(storage.uri("")), ".parquet"), table
+        pd.testing.assert_frame_equal(warehouse_rows(settings, table), loaded[table], obj=table)
+    assert storage.list_files("_staging") == [], "build files left in staging"

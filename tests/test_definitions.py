@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster_dbt import DbtCliResource
 
 from smartcity.errors import ConfigError
@@ -22,6 +23,7 @@ from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
 from smartcity_dagster.assets.keys import LAKE_COST_KEY, STEPS
 from smartcity_dagster.definitions import RESOURCE_KEYS, build_definitions
 from smartcity_dagster.resources import dbt
+from smartcity_dagster.resources.athena import AthenaQueryEngine
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.dbt import GoldDbt, dbt_project, gold_dbt, loadable_project, prepare_dbt_project
 from smartcity_dagster.resources.glue import GlueDataCatalog
@@ -163,7 +165,20 @@ def test_the_aws_profile_builds_on_s3_and_the_glue_catalog(settings: Settings) -
     assert isinstance(resources["lake"], S3Lake) and resources["lake"].root == "s3://city-lake/lake"
     assert isinstance(resources["catalog"], GlueDataCatalog)
     assert resources["catalog"].database == names(aws)["database"]
-    assert resources["dbt"].target == "aws_duckdb"
+    assert resources["dbt"].target == "aws"
+    assert resources["dbt"].build_location == "s3://city-lake/lake/_staging/gold-build"
+    assert isinstance(resources["athena"], AthenaQueryEngine) and resources["athena"].trino_url is None
+    athena = yaml.safe_load((aws.paths.dbt / "profiles.yml").read_text())["smartcity"]["outputs"]["aws"]
+    assert athena["type"] == "athena" and athena["work_group"] == names(aws)["workgroup"]
+    assert athena["s3_staging_dir"] == aws.athena_results and athena["schema"] == names(aws)["database"]
+
+
+def test_a_trino_url_puts_trino_in_the_place_of_athena(settings: Settings) -> None:
+    aws = aws_settings(settings).model_copy(update={"trino_url": "http://127.0.0.1:8089"})
+    assert build_definitions(aws).resources["athena"].trino_url == "http://127.0.0.1:8089"
+    trino = yaml.safe_load((aws.paths.dbt / "profiles.yml").read_text())["smartcity"]["outputs"]["aws"]
+    assert (trino["type"], trino["host"], trino["port"], trino["database"]) == ("trino", "127.0.0.1", 8089,
+                                                                                "awsdatacatalog")  # fmt: skip
 
 
 def test_an_s3_lake_on_the_local_profile_is_refused_naming_the_profile(settings: Settings) -> None:

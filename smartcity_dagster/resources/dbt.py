@@ -23,6 +23,7 @@ from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
 import orjson
@@ -33,7 +34,9 @@ from packaging import version
 
 from smartcity.errors import ConfigError
 from smartcity.lake_layout import Hour
+from smartcity.object_store import storage_for
 from smartcity.settings import Settings
+from smartcity_aws.access import GOLD_BUILD, names
 
 log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -52,21 +55,21 @@ def local_target(settings: Settings) -> dict[str, Any]:
     }
 
 
-def s3_duckdb_target(settings: Settings) -> dict[str, Any]:
-    """The aws profile's target while DuckDB stands in for Athena: the lake on S3, read through a mirror of the Glue
-    catalog, with httpfs and credentials from the AWS chain (a plugin, so no secret is written here)."""
-    plugin = {"module": "smartcity_dagster.dbt_s3_plugin",
-              "config": {"region": settings.aws_region, "endpoint_url": settings.s3_endpoint_url}}  # fmt: skip
-    return {
-        **local_target(settings),
-        "attach": [{"path": str(glue_mirror(settings)), "alias": "glue", "read_only": True}],
-        "plugins": [plugin],
-    }
+def glue_target(settings: Settings) -> dict[str, Any]:
+    """The aws profile's target: Athena on the Glue catalog, or Trino (Athena's engine) where ``SMARTCITY_TRINO_URL``
+    names one, as on the test bed. Both build in the environment's Glue database."""
+    common = {"database": "awsdatacatalog", "schema": names(settings)["database"], "threads": 2}
+    if settings.trino_url:
+        url = urlparse(settings.trino_url)
+        return {**common, "type": "trino", "method": "none", "user": "smartcity", "host": url.hostname,
+                "port": url.port, "http_scheme": url.scheme}  # fmt: skip
+    return {**common, "type": "athena", "region_name": settings.aws_region, "s3_staging_dir": settings.athena_results,
+            "work_group": names(settings)["workgroup"]}  # fmt: skip
 
 
-def glue_mirror(settings: Settings) -> Path:
-    """Where the aws profile keeps DuckDB views of the Glue catalog's tables (:mod:`.duckdb_mirror`)."""
-    return settings.paths.root / "glue-mirror.duckdb"
+def build_location(settings: Settings) -> str:
+    """Where Athena and Trino write a run's build tables: the lake's staging prefix, which the lifecycle expires."""
+    return storage_for(settings.lake, settings).uri(GOLD_BUILD)
 
 
 def write_profiles(settings: Settings) -> Path:
@@ -75,7 +78,7 @@ def write_profiles(settings: Settings) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     outputs = {
         "local": local_target(settings),
-        **({"aws_duckdb": s3_duckdb_target(settings)} if settings.lake_on_s3 else {}),
+        **({"aws": glue_target(settings)} if settings.lake_on_s3 else {}),
     }
     text = yaml.safe_dump({PROFILE: {"target": "local", "outputs": outputs}}, sort_keys=False)
     path = directory / "profiles.yml"
@@ -137,10 +140,12 @@ def loadable_project(settings: Settings) -> DbtProject:
     return project
 
 
-def dbt_vars(hours: list[Hour]) -> str:
-    """The window a run rebuilds, as dbt --vars (the models delete and re-insert exactly this window)."""
+def dbt_vars(hours: list[Hour], build_location: str = "") -> str:
+    """The window a run rebuilds, as dbt --vars (the models replace exactly this window), and where Athena and Trino
+    write it."""
     end = hours[-1].start + timedelta(hours=1)
-    return json.dumps({"window_start": f"{hours[0].start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"})
+    window = {"window_start": f"{hours[0].start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"}
+    return json.dumps({**window, "build_location": build_location} if build_location else window)
 
 
 class GoldDbt(DbtCliResource):
@@ -152,6 +157,8 @@ class GoldDbt(DbtCliResource):
 
     runs_dir: str
     """Each run builds into ``<runs_dir>/<run id>``, removed afterwards."""
+    build_location: str = ""
+    """Where Athena and Trino write the build tables (:func:`build_location`); unused by DuckDB."""
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -161,7 +168,8 @@ class GoldDbt(DbtCliResource):
         """``dbt build`` of the window (models and their tests); the events Dagster turns into results."""
         artifacts = Path(self.runs_dir) / context.run.run_id
         try:
-            return list(self.cli(["build", "--vars", dbt_vars(hours)], context=context, target_path=artifacts).stream())
+            arguments = ["build", "--vars", dbt_vars(hours, self.build_location)]
+            return list(self.cli(arguments, context=context, target_path=artifacts).stream())
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
 
@@ -172,4 +180,5 @@ def gold_dbt(settings: Settings, project: DbtProject, target: str) -> GoldDbt:
         target=target,
         dbt_executable=str(Path(sys.executable).with_name("dbt")),
         runs_dir=str(settings.paths.dbt / "runs"),
+        build_location=build_location(settings) if settings.lake_on_s3 else "",
     )

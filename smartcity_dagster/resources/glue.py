@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from smartcity.errors import PlatformError
 from smartcity.lake_layout import Hour
 from smartcity_dagster.resources.catalog import GlueCatalog, PartitionEntry, SchemaDriftError, schema_changes
-from smartcity_dagster.resources.duckdb_mirror import mirror_table
 from smartcity_dagster.tables import Column, TableSchema
 
 PARQUET = {
@@ -44,9 +42,6 @@ class GlueDataCatalog(GlueCatalog):
     region: str
     partitions_start: str
     """First day of the hourly partitions (the projection's range starts there)."""
-    duckdb_mirror: str | None = None
-    """A DuckDB file to keep views of the tables in, for DuckDB standing in for Athena (None: no mirror)."""
-    s3_endpoint_url: str | None = None
 
     def _client(self) -> Any:
         import boto3
@@ -71,7 +66,6 @@ class GlueDataCatalog(GlueCatalog):
         elif _differs(current, table_input):
             glue.update_table(DatabaseName=self.database, TableInput=table_input)
         self._set_partitions(glue, name, table, partitions, hours)
-        self._mirror(glue, name)
         return added if registered is not None else []
 
     def registered_columns(self, database: str, name: str) -> dict[str, str] | None:
@@ -86,23 +80,8 @@ class GlueDataCatalog(GlueCatalog):
                           f"{hour_key} < '{cutoff.hour}')")  # fmt: skip
             old = [partition["Values"] for partition in self._partitions(glue, table["Name"], expression)]
             self._delete_partitions(glue, table["Name"], old)
-            self._mirror(glue, table["Name"])
             dropped += len(old)
         return dropped
-
-    def _mirror(self, glue: Any, name: str) -> None:
-        """Refresh the table's view in the DuckDB mirror, when there is one, over its current partitions."""
-        if self.duckdb_mirror is None:
-            return
-        registered = self._table(glue, name)
-        if registered is None:
-            return
-        zone, table_name = name.split("_", 1)
-        keys = tuple(key["Name"] for key in registered["PartitionKeys"])
-        columns = tuple(Column(column, kind, "") for column, kind in _columns(registered).items())
-        schema = TableSchema(zone, table_name, registered.get("Description", ""), columns, keys)  # type: ignore[arg-type]
-        locations = [p["StorageDescriptor"]["Location"] for p in self._partitions(glue, name, None)]
-        mirror_table(Path(self.duckdb_mirror), schema, list(columns), locations, self.region, self.s3_endpoint_url)
 
     # ----------------------------------------------------------------- tables
     def _table_input(self, table: TableSchema, columns: list[Column], location: str) -> dict[str, Any]:

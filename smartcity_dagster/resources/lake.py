@@ -100,6 +100,14 @@ class LakeStorage(dg.ConfigurableResource, ABC):
     def spark_uri(self, key: str) -> str:
         return self.store.spark_uri(key)
 
+    def key_of(self, uri: str) -> str:
+        """The key of a file an engine names by its URI (``s3://…`` or a path) under the lake's root."""
+        root = self.store.uri("").rstrip("/") + "/"
+        normalized = uri.replace("s3a://", "s3://", 1)
+        if not normalized.startswith(root):
+            raise ValueError(f"{uri} is not in the lake {root}")
+        return normalized[len(root) :]
+
     # ----------------------------------------------------------------- listing
     def list_hours(self, zone: str, table: str, dates: Sequence[date]) -> dict[Hour, list[LakeFile]]:
         """The Parquet files of each hour of ``dates``, listing only those date prefixes."""

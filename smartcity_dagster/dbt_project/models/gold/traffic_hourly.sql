@@ -14,7 +14,8 @@ select
     case max(case congestion_level {% for level in levels %}when '{{ level }}' then {{ loop.index }} {% endfor %}end)
         {% for level in levels %}when {{ loop.index }} then '{{ level }}' {% endfor %}
     end as peak_congestion_level,
-    avg(case when congestion_level in ('heavy', 'severe') then 1.0 else 0.0 end) as congested_share
+    -- a double on every engine: Trino averages a decimal literal as a decimal of the same scale (0.1 steps)
+    avg(cast(case when congestion_level in ('heavy', 'severe') then 1 else 0 end as double)) as congested_share
 from {{ source('processed', 'traffic') }}
 where {{ in_window('hour_start') }}
 group by hour_start, camera_id
