@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity import aws_rules, contracts
@@ -80,6 +80,13 @@ def _trino_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port or parsed.path.strip("/"):
         raise ValueError("use http://host:port (or https://) of a Trino coordinator")
+    return value
+
+
+def _spark_connect_url(value: SecretStr) -> SecretStr:
+    parsed = urlparse(value.get_secret_value())
+    if parsed.scheme != "sc" or not parsed.hostname:
+        raise ValueError("use sc://host:port/;token=… (Spark Connect)")
     return value
 
 
@@ -171,6 +178,11 @@ class Settings(BaseSettings):
 
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077")
     spark_driver_memory: str = Field("2g", description="Spark driver memory, e.g. 2g")
+    spark_connect_url: Annotated[SecretStr, AfterValidator(_spark_connect_url)] | None = Field(
+        None,
+        description="sc://host:port/;token=… of a Spark Connect server on a cluster (EMR, standalone, Databricks) "
+        "for the processing step; unset, the platform's own server, else a local session",
+    )
     spark_connect_port: Port = Field(
         15002, description="loopback port of the platform's Spark Connect server, used by the processing step"
     )

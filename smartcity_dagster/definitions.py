@@ -87,12 +87,14 @@ def aws_resources(settings: Settings) -> dict[str, Any]:
 
 
 def processing_spark(settings: Settings) -> ProcessingSpark:
-    """The processing step's Spark: the platform's Spark Connect server when it runs, else a local session."""
+    """The processing step's Spark: a cluster's Spark Connect server when configured, else the platform's when it
+    runs, else a local session."""
     return ProcessingSpark(
         local_config=driver_settings(settings, "smartcity-processed"),
         connect_config=RUNTIME_SETTINGS,
         server_var_dir=str(settings.paths.root),
         server_port=settings.spark_connect_port,
+        on_cluster=settings.spark_connect_url is not None,
     )
 
 

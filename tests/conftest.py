@@ -31,6 +31,7 @@ from smartcity.services import Service
 from smartcity.settings import ENV_PREFIX, RuntimePaths, Settings, load_settings
 from smartcity_aws.testbed import Testbed
 from smartcity_dagster.resources.dbt import prepare_dbt_project
+from tests.spark_cluster import WORKERS, SparkCluster, spark_cluster
 
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
     del os.environ[_name]
@@ -120,6 +121,23 @@ def broker(jars: None, settings: Settings) -> Iterator[Service]:
 def private_environment(tmp_path: Path) -> dict[str, str]:
     """Settings for a second, private platform instance (own var/ and ports) within one test."""
     return isolated_environment(tmp_path / "var")
+
+
+@pytest.fixture(scope="module")
+def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
+    """A Spark standalone master and two one-core workers on loopback (:mod:`tests.spark_cluster`), stopped after
+    the module."""
+    paths = RuntimePaths(tmp_path_factory.mktemp("spark-cluster"))
+    paths.ensure()
+    cluster = spark_cluster(paths, [free_port() for _ in range(2 + WORKERS)])
+    try:
+        for service in cluster.services:
+            service.start()
+        cluster.wait_for_workers()
+        yield cluster
+    finally:
+        for service in reversed(cluster.services):
+            service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,7 @@ def test_passwords_are_redacted_in_output() -> None:
         ("SMARTCITY_CHECKPOINT_URI", "s3://bucket/cp", "a local or mounted directory"),
         ("SMARTCITY_WAREHOUSE_URL", "mysql://127.0.0.1/city", "duckdb:///"),
         ("SMARTCITY_TRINO_URL", "127.0.0.1:8080", "http://host:port"),
+        ("SMARTCITY_SPARK_CONNECT_URL", "http://10.0.0.5:15002", "sc://host:port/;token="),
         ("SMARTCITY_VEHICLE_TOPIC", "bad topic!", "Kafka topic name"),
         ("SMARTCITY_DAGSTER_PORT", "web", "integer"),
         ("SMARTCITY_LAKE_URI", "s3://Bad_Bucket/lake", "not a valid S3 bucket name"),

@@ -1,5 +1,6 @@
 """The platform's Spark Connect server: a run's processing step uses it (and gives the rows a local session
 gives), a client without the token is refused, and the service exits when its JVM dies so the watcher restarts it.
+On a Spark standalone cluster (a master, two workers), a step that names the server by its URL gives those rows too.
 
 Clients run in subprocesses: a Spark Connect session and the local session other tests use cannot share a process.
 """
@@ -28,7 +29,8 @@ from smartcity.settings import Settings
 from smartcity_dagster.assets.keys import catalog_key, processed_key
 from smartcity_dagster.services import prepare_instance
 from smartcity_dagster.spark_connect import platform_server_url, spark_connect_service, token_file
-from tests.conftest import settings_from
+from tests.conftest import isolated_environment, settings_from
+from tests.spark_cluster import SparkCluster
 from tests.test_dagster_assets import FAULTS
 
 pytestmark = pytest.mark.spark
@@ -84,6 +86,18 @@ def connect_client(url: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
 
 
+def assert_a_local_session_gives(rows: dict[str, pd.DataFrame], environment: dict[str, str], hour: Hour) -> None:
+    """The hour processed again from scratch in a local session gives exactly ``rows``."""
+    settings = settings_from(environment)
+    for stream in STREAMS:
+        shutil.rmtree(Path(settings.lake) / "processed" / stream)
+    local = materialize(environment, hour, rebuild=True)
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    for stream in STREAMS:
+        assert newest_metadata(settings, stream)["spark_session"] == "local"
+        pd.testing.assert_frame_equal(rows[stream], processed_rows(settings, stream, hour), check_exact=True)
+
+
 @pytest.mark.timeout(900)
 def test_processing_runs_on_the_platform_spark_server_with_the_rows_a_local_session_gives(
     private_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -137,10 +151,47 @@ def test_processing_runs_on_the_platform_spark_server_with_the_rows_a_local_sess
         server.stop()
     assert server_url(settings) is None, "the stopped server must not be used"
 
+    assert_a_local_session_gives(remote, private_environment, hour)
+
+
+@pytest.mark.timeout(900)
+def test_processing_on_a_standalone_cluster_gives_the_rows_of_a_local_session(
+    private_environment: dict[str, str], spark_standalone: SparkCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform's Spark Connect server with its driver on the cluster (``SMARTCITY_SPARK_MASTER``) serves a
+    platform of another var/, whose step names it only by ``SMARTCITY_SPARK_CONNECT_URL``."""
+    server_environment = {**private_environment, "SMARTCITY_SPARK_MASTER": spark_standalone.master_url}
+    for name, value in server_environment.items():  # the server started here reads its settings from them
+        monkeypatch.setenv(name, value)
+    server_settings = settings_from(server_environment)
+    server_settings.paths.ensure()
+    client = isolated_environment(tmp_path / "client" / "var")
+    settings = settings_from(client)
+    start = datetime.now(UTC).replace(minute=5, second=0, microsecond=0) - timedelta(hours=2)
+    write_raw_fixture(Path(settings.lake), settings.topics, seed=9, start=start, max_events=4_000, faults=FAULTS,
+                      scenario=Scenario(incidents_per_hour=3_000))  # fmt: skip
+    hour = Hour(start.replace(minute=0))
+    server = spark_connect_service(server_settings)
+    server.start()
+    try:
+        port, token = server_settings.spark_connect_port, token_file(server_settings.paths).read_text()
+        on_cluster = materialize(
+            {**client, "SMARTCITY_SPARK_CONNECT_URL": f"sc://localhost:{port}/;token={token}"}, hour
+        )
+        assert on_cluster.returncode == 0, on_cluster.stdout[-3000:] + on_cluster.stderr[-3000:]
+        assert token not in on_cluster.stdout + on_cluster.stderr
+        apps = spark_standalone.state()["activeapps"]
+        assert [(app["name"], app["cores"]) for app in apps] == [("smartcity-processing", 2)], apps
+    finally:
+        server.stop()
     for stream in STREAMS:
-        shutil.rmtree(Path(settings.lake) / "processed" / stream)
-    local = materialize(private_environment, hour, rebuild=True)
-    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
-    for stream in STREAMS:
-        assert newest_metadata(settings, stream)["spark_session"] == "local"
-        pd.testing.assert_frame_equal(remote[stream], processed_rows(settings, stream, hour), check_exact=True)
+        assert newest_metadata(settings, stream)["spark_session"] == f"Spark Connect (localhost:{port})"
+    ran_tasks = [work for work in spark_standalone.work_dirs if "Finished task" in _executor_logs(work)]
+    assert len(ran_tasks) == 2, "both workers' executors ran tasks"
+    on_cluster_rows = {stream: processed_rows(settings, stream, hour) for stream in STREAMS}
+
+    assert_a_local_session_gives(on_cluster_rows, client, hour)
+
+
+def _executor_logs(work_dir: Path) -> str:
+    return "".join(log.read_text(errors="replace") for log in work_dir.glob("app-*/*/stderr"))
