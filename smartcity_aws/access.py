@@ -103,19 +103,15 @@ def _workgroup_arn(settings: Settings) -> str:
     return f"arn:aws:athena:{settings.aws_region}:{{account}}:workgroup/{names(settings)['workgroup']}"
 
 
-def _glue_table_arn(settings: Settings, pattern: str) -> str:
-    return f"arn:aws:glue:{settings.aws_region}:{{account}}:table/{names(settings)['database']}/{pattern}"
+def _glue_arns(settings: Settings, *table_patterns: str) -> list[str]:
+    """The catalog, the database and these of its tables: Glue checks a table action against all three."""
+    glue, database = f"arn:aws:glue:{settings.aws_region}:{{account}}", names(settings)["database"]
+    tables = [f"{glue}:table/{database}/{pattern}" for pattern in table_patterns]
+    return [f"{glue}:catalog", f"{glue}:database/{database}", *tables]
 
 
 def _glue(settings: Settings, actions: tuple[str, ...], table_zones: tuple[str, ...]) -> dict[str, Any]:
-    database = names(settings)["database"]
-    region = settings.aws_region
-    return _statement(
-        "TheirGlueTables",
-        actions,
-        [f"arn:aws:glue:{region}:{{account}}:catalog", f"arn:aws:glue:{region}:{{account}}:database/{database}",
-         *(_glue_table_arn(settings, f"{zone}_*") for zone in table_zones)],
-    )  # fmt: skip
+    return _statement("TheirGlueTables", actions, _glue_arns(settings, *(f"{zone}_*" for zone in table_zones)))
 
 
 def role_policies(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -139,7 +135,7 @@ def role_policies(settings: Settings) -> dict[str, dict[str, Any]]:
             _statement("WriteQueryResults", WRITE, _results_objects(settings)),
             _list(settings, PROCESSED, GOLD_BUILD),
             _glue(settings, GLUE_WRITE, (PROCESSED, GOLD)),
-            _statement("DropBuildTables", ("glue:DeleteTable",), [_glue_table_arn(settings, "gold_build_*")]),
+            _statement("DropBuildTables", ("glue:DeleteTable",), _glue_arns(settings, "gold_build_*")),
             _statement("RunQueries", ATHENA, [_workgroup_arn(settings)]),
         ],
         "loader": [
