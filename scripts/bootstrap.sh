@@ -67,6 +67,8 @@ case "${1:-}" in
     shift
     setup
     test_tools
+    say "fetching the aws test bed's Trino (first run only)"
+    .venv/bin/smartcity aws testbed install
     exec .venv/bin/pytest "$@"
     ;;
   check)

@@ -112,6 +112,16 @@ def testbed_start(settings: Settings) -> None:
         click.echo(f"export {name}={shlex.quote(value)}")
 
 
+@testbed_group.command("install")
+@with_settings
+def testbed_install(settings: Settings) -> None:
+    """Fetch and unpack what the test bed runs that is not a Python package (Trino with its Hive plugin, about
+    450 MB, once per machine), starting nothing; `start` does this itself when needed."""
+    from smartcity_aws import trino
+
+    click.echo(f"Trino {trino.VERSION} ready: {trino.install(settings)}")
+
+
 @testbed_group.command("stop")
 @with_settings
 def testbed_stop(settings: Settings) -> None:

@@ -19,7 +19,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from smartcity.jars import Bundle, resolve
+from smartcity.jars import Bundle, bundle_dir, resolve
 from smartcity.java import find_java_at_least
 from smartcity.services import ChosenPort, Service
 from smartcity.settings import Settings
@@ -35,8 +35,9 @@ TRUSTSTORE_PASSWORD = "changeit"  # the JDK's default for its own trust store, w
 
 
 def install(settings: Settings) -> Path:
-    """The unpacked server with its Hive plugin under ``var/trino`` (resolved and unpacked once); its directory."""
-    server = settings.paths.root / "trino" / f"trino-server-{VERSION}"
+    """The unpacked server with its Hive plugin beside its archives under ``var/jars/trino`` (resolved and unpacked
+    once, and shared as the jars are); its directory."""
+    server = bundle_dir(settings, BUNDLE) / f"trino-server-{VERSION}"
     if (server / ".installed").exists():
         return server
     archives = resolve(settings, BUNDLE)
