@@ -43,12 +43,32 @@ def _duckdb_query(path: Path, sql: str, params: list) -> pd.DataFrame:
         raise WarehouseUnavailable(str(error)) from error
 
 
+NUMERIC_TYPES = {
+    psycopg.postgres.types[name].oid: kind
+    for names, kind in ((("numeric", "float4", "float8"), "float64"), (("int2", "int4", "int8"), "int64"))
+    for name in names
+}
+"""PostgreSQL's (and Redshift's) numeric types, by type OID, and the dtype their column gets."""
+
+
+def _typed_frame(rows: list[tuple], description: list[psycopg.Column]) -> pd.DataFrame:
+    """The rows with numeric columns as numbers, even with no rows: ``sum`` of integers and ``avg`` are
+    ``numeric``, which arrive as Decimal objects, and a chart takes an object column for labels (an axis in text
+    order). An integer column with nulls becomes float, as DuckDB gives it."""
+    frame = pd.DataFrame(rows, columns=[column.name for column in description])
+    for column in description:
+        kind = NUMERIC_TYPES.get(column.type_code)
+        if kind is not None:
+            values = frame[column.name]
+            frame[column.name] = values.astype("float64" if kind == "float64" or values.isna().any() else kind)
+    return frame
+
+
 def _postgres_query(url: str, sql: str, params: list) -> pd.DataFrame:
     try:
         with psycopg.connect(url, connect_timeout=5) as connection:
             cursor = connection.execute(sql.replace("?", "%s"), params)
-            columns = [column.name for column in cursor.description or []]
-            return pd.DataFrame(cursor.fetchall(), columns=columns)
+            return _typed_frame(cursor.fetchall(), cursor.description or [])
     except psycopg.errors.UndefinedTable as error:
         raise NoData(str(error).splitlines()[0]) from error
     except psycopg.OperationalError as error:
