@@ -168,7 +168,8 @@ def resolve(settings: Settings, bundle: Bundle) -> Path:
         if target.exists():
             shutil.rmtree(target)
         retrieved.rename(target)
-    log.info("resolved %s: %d jars in %s", bundle.name, len(list(target.glob("*.jar"))), target)
+    artifacts = [path for path in target.iterdir() if path.is_file() and path.name != _STAMP]
+    log.info("resolved %s: %d artifacts in %s", bundle.name, len(artifacts), target)
     return target
 
 
