@@ -17,14 +17,13 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from smartcity.lake_layout import GOLD, Hour
+from smartcity.lake_layout import EVENT_PARTITION, GOLD, Hour
 from smartcity_dagster.resources.lake import LakeStorage
 from smartcity_dagster.resources.query_engine import QueryEngine
 from smartcity_dagster.tables import Column
 
 BUILD_PREFIX = "gold_build_"
 """A model's build table in the Glue database (``generate_alias_name`` in the dbt project)."""
-PARTITION_COLUMNS = ("event_date", "event_hour")
 TYPES: dict[str, tuple[str, pa.DataType]] = {
     "varchar": ("string", pa.string()),
     "char": ("string", pa.string()),
@@ -83,7 +82,7 @@ class AthenaQueryEngine(QueryEngine):
             "SELECT column_name, data_type FROM information_schema.columns "
             f"WHERE table_schema = '{self.database}' AND table_name = '{BUILD_PREFIX}{model}' ORDER BY ordinal_position"
         )
-        return [(name, kind) for name, kind in rows if name not in PARTITION_COLUMNS]
+        return [(name, kind) for name, kind in rows if name not in EVENT_PARTITION]
 
     def built_files(self, model: str) -> dict[Hour, list[str]]:
         """The URIs of the files the last build of ``model`` wrote, by hour."""
