@@ -6,6 +6,8 @@ entry point asks :func:`explain` before letting an exception through.
 
 from __future__ import annotations
 
+from smartcity.errors import ExitCode
+
 TESTBED = 'to try the aws profile on this machine: eval "$(smartcity aws testbed start | grep ^export)"'
 
 
@@ -32,6 +34,14 @@ def explain(error: BaseException) -> str | None:
     if isinstance(error, aws.ClientError):
         return _refused(error)
     return None
+
+
+def exit_code(error: BaseException) -> ExitCode:
+    """UNAVAILABLE when the endpoint could not be reached, FAILURE for the rest."""
+    from botocore import exceptions as aws
+
+    unreachable = isinstance(error, aws.EndpointConnectionError | aws.ConnectTimeoutError)
+    return ExitCode.UNAVAILABLE if unreachable else ExitCode.FAILURE
 
 
 def _refused(error: BaseException) -> str:

@@ -10,13 +10,14 @@ import functools
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
 from smartcity import aws_errors
-from smartcity.errors import PlatformError
+from smartcity.errors import ExitCode, PlatformError
 from smartcity.services import Service
 from smartcity.settings import load_settings
 
@@ -42,6 +43,7 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
         logging.getLogger("botocore").setLevel(logging.WARNING)  # where credentials and endpoints came from
         logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's instance checking its schema
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # "Closing down clientserver connection", per batch
 
 
 def start_service(service: Service, label: str, where: str = "") -> None:
@@ -58,20 +60,50 @@ def stop_service(service: Service, label: str) -> None:
 
 
 def run(command: click.Command) -> NoReturn:
-    """A console script's entry point: run ``command``; a platform error, or an AWS client's, becomes one message
-    and exit status 1."""
+    """A console script's entry point: run ``command`` and exit with a status of :class:`ExitCode`.
+
+    Whatever goes wrong reaches the user as one line on stderr: a platform error's own message, an AWS client's
+    explained, anything else named as a bug (its traceback with ``-v``). Ctrl-C ends with 130 and no traceback.
+    """
     # Started from a non-interactive shell in the background, SIGINT arrives ignored; handle it explicitly, so
     # Ctrl-C / SIGINT stops us and the processes we start (exec resets handled signals to their default).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        command(standalone_mode=True)
+        status = command(standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: click's message, its status (2)
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
     except PlatformError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
+        _fail(str(exc), exc.exit_code)
     except Exception as exc:
-        if (message := aws_errors.explain(exc)) is None:
-            raise
-        click.secho(f"error: {message}", fg="red", err=True)
-        sys.exit(1)
-    sys.exit(0)
+        _fail(*describe_failure(exc))
+    sys.exit(status if isinstance(status, int) else ExitCode.OK)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def describe_failure(error: Exception) -> tuple[str, ExitCode]:
+    """One line and an exit status for ``error``: a platform error's own, an AWS client's explained (also when a
+    library wrapped it), else a bug report (the traceback printed first with ``-v``)."""
+    if isinstance(error, PlatformError):
+        return str(error), error.exit_code
+    cause: BaseException | None = error
+    while cause is not None:
+        if (message := aws_errors.explain(cause)) is not None:
+            return message, aws_errors.exit_code(cause)
+        cause = cause.__cause__ or cause.__context__
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(error)
+    first_line = (str(error).splitlines() or [""])[0]
+    return (
+        f"unexpected {type(error).__name__}: {first_line} (a bug: please report it with the output of "
+        "`smartcity -v` and the same command)",
+        ExitCode.INTERNAL,
+    )
