@@ -7,6 +7,7 @@ Values come from the environment first, then from an optional ``.env`` file in t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tempfile
@@ -25,6 +26,7 @@ from smartcity.warehouse_url import parse_warehouse_url, redact
 
 ENV_PREFIX = "SMARTCITY_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_FILE = PROJECT_ROOT / ".env"
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -104,8 +106,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=PROJECT_ROOT / ".env",
-        extra="forbid",
+        env_file=ENV_FILE,
+        extra="ignore",  # .env may hold other tools' variables (AWS keys); unknown SMARTCITY_* ones are refused below
         frozen=True,
     )
 
@@ -121,6 +123,12 @@ class Settings(BaseSettings):
     kafka_port: Port = Field(9092, description="port of the local broker's client listener (1-65535)")
     kafka_controller_port: Port = Field(9093, description="port of the local KRaft controller (1-65535)")
     kafka_partitions: int = Field(3, ge=1, le=1000, description="partitions per topic, 1-1000")
+    kafka_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how long a command waits for the brokers to answer; a local broker known to be "
+        "down is reported at once",
+    )
 
     vehicle_topic: TopicName = Field(contracts.VEHICLE.default_topic, description="topic of vehicle events")
     gps_topic: TopicName = Field(contracts.GPS.default_topic, description="topic of GPS events")
@@ -228,10 +236,20 @@ class Settings(BaseSettings):
                 aws_rules.bucket_name(self.log_bucket)
             except ValueError as error:
                 raise ValueError(f"SMARTCITY_S3_LOG_BUCKET: the default {error}; set it explicitly") from None
-        if self.kafka_port == self.kafka_controller_port:
-            raise ValueError("SMARTCITY_KAFKA_PORT and SMARTCITY_KAFKA_CONTROLLER_PORT must differ")
+        self._check_ports()
         self._check_redshift()
         return self
+
+    def _check_ports(self) -> None:
+        """Two of the platform's own listeners on one port: the second would fail to start, long after `config`."""
+        owners: dict[int, str] = {}
+        for name in PORT_SETTINGS:
+            port = getattr(self, name)
+            if port in owners:
+                raise ValueError(
+                    f"{owners[port]} and {ENV_PREFIX}{name.upper()} are both {port}: each service needs its own port"
+                )
+            owners[port] = f"{ENV_PREFIX}{name.upper()}"
 
     def _check_redshift(self) -> None:
         """Redshift copies gold from S3 with the loader role: both must be there for a redshift:// warehouse."""
@@ -342,31 +360,84 @@ class RuntimePaths:
                 ) from exc
 
 
-def _unknown_variables(environ: dict[str, str]) -> list[str]:
-    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    return sorted(key for key in environ if key.startswith(ENV_PREFIX) and key not in known)
+PORT_SETTINGS = ("kafka_port", "kafka_controller_port", "spark_connect_port", "dagster_port", "dashboard_port")
+"""The settings naming a port one of the platform's own services listens on."""
+
+SECRET_SETTINGS = frozenset({"spark_connect_url"})
+"""Settings whose values may hold a token: never printed (URLs with a password are printed with ``***``)."""
+
+PLAIN_ERRORS = {
+    "int_parsing": "not a whole number",
+    "int_from_float": "not a whole number",
+    "float_parsing": "not a number",
+    "bool_parsing": "not true or false",
+    "date_from_datetime_parsing": "not a date (YYYY-MM-DD)",
+    "date_parsing": "not a date (YYYY-MM-DD)",
+    "literal_error": "not one of the allowed values",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+}
+"""Pydantic's error types in the words of the command line; a validator's own message is used as it is."""
+
+
+def dotenv_variables() -> dict[str, str]:
+    """The ``SMARTCITY_*`` variables set in the project's ``.env`` file."""
+    from dotenv import dotenv_values
+
+    values = dotenv_values(ENV_FILE) if ENV_FILE.is_file() else {}
+    return {key: value or "" for key, value in values.items() if key.startswith(ENV_PREFIX)}
+
+
+def variable_of(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def source_of(field: str) -> str:
+    """Where a setting's value comes from: 'environment', '.env' or 'default' (the environment wins)."""
+    variable = variable_of(field)
+    if variable in os.environ:
+        return "environment"
+    return ".env" if variable in dotenv_variables() else "default"
+
+
+def _unknown_variable(variables: dict[str, str]) -> str | None:
+    """What is wrong with the first unknown ``SMARTCITY_*`` variable (environment or .env), with the nearest known."""
+    known = [name.upper() for name in Settings.model_fields]
+    for key in sorted(variables):
+        if key.startswith(ENV_PREFIX) and key.removeprefix(ENV_PREFIX) not in known:
+            where = "in the environment" if key in os.environ else f"in {ENV_FILE}"
+            close = difflib.get_close_matches(key.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.75)
+            hint = f"did you mean {ENV_PREFIX}{close[0]}?" if close else "`smartcity config --help` lists every setting"
+            return f"unknown setting {key} ({where}): {hint}"
+    return None
 
 
 def _describe(error: dict) -> str:
+    """One problem, naming the variable, the value given (unless it may be secret) and what is allowed."""
     field = str(error["loc"][0]) if error["loc"] else ""
-    if not field:
-        return error["msg"].removeprefix("Value error, ")
-    variable = f"{ENV_PREFIX}{field.upper()}"
-    allowed = Settings.model_fields[field].description if field in Settings.model_fields else ""
-    given = error.get("input")
-    return f"{variable}={given!r} is invalid: {error['msg'].removeprefix('Value error, ')}" + (
-        f" (expected {allowed})" if allowed else ""
-    )
+    message = error["msg"].removeprefix("Value error, ")
+    if field not in Settings.model_fields:
+        return message
+    variable = variable_of(field)
+    given = "" if field in SECRET_SETTINGS else f"={redact(str(error.get('input')))!r}"
+    if error["type"] == "value_error":  # our own validator's message says what is expected
+        return f"{variable}{given} is invalid: {message}"
+    plain = PLAIN_ERRORS.get(error["type"], message).format(**error.get("ctx", {}))
+    return f"{variable}{given} is invalid: {plain} (expected {Settings.model_fields[field].description})"
 
 
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings; any problem raises :class:`ConfigError` naming the variable."""
-    unknown = _unknown_variables(dict(os.environ))
-    if unknown:
-        known = ", ".join(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known settings are: {known}")
+    if unexpected := set(overrides) - set(Settings.model_fields):
+        raise TypeError(f"not settings: {sorted(unexpected)}")
+    if (unknown := _unknown_variable({**dotenv_variables(), **os.environ})) is not None:
+        raise ConfigError(unknown)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(error) for error in exc.errors(include_url=False))
-        raise ConfigError(f"invalid configuration:\n  {problems}") from None
+        problems = [_describe(error) for error in exc.errors(include_url=False)]
+        if len(problems) == 1:
+            raise ConfigError(problems[0]) from None
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -9,13 +9,15 @@ instead of a traceback.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from dashboard.serve import dashboard_command
 from simulator.cli import simulate_command
 from smartcity.commands import configure_logging, run, with_settings
 from smartcity.kafka.commands import kafka_group
-from smartcity.settings import Settings
+from smartcity.settings import Settings, source_of, variable_of
 from smartcity_aws.commands import aws_group
 from spark_streaming.commands import stream_group
 
@@ -30,12 +32,36 @@ def cli(verbose: bool) -> None:
     configure_logging(verbose)
 
 
-@cli.command("config")
+SETTINGS_HELP = "\b\nSettings (environment variables, or lines of .env):\n" + "\n".join(
+    f"  {variable_of(name)}: {field.description}" for name, field in Settings.model_fields.items()
+)
+
+
+@cli.command("config", epilog=SETTINGS_HELP)
 @with_settings
 def config_command(settings: Settings) -> None:
-    """Validate the configuration and print every setting with its effective value."""
-    for variable, value in settings.public_items().items():
-        click.echo(f"{variable}={value}")
+    """Validate the configuration and print every setting's effective value and where it came from (environment,
+    .env or default); the lines can be sourced by a shell."""
+
+    items = settings.public_items()
+    sources = {variable_of(field): source_of(field) for field in Settings.model_fields}
+    items[variable_of("java_home")], sources[variable_of("java_home")] = java_in_use(settings)
+    width = max(len(f"{variable}={value}") for variable, value in items.items())
+    for variable, value in items.items():
+        click.echo(f"{f'{variable}={value}':{width}}  # {sources[variable]}")
+
+
+def java_in_use(settings: Settings) -> tuple[str, str]:
+    """The JDK the platform will run, and why that one (or why none)."""
+    from smartcity.errors import JavaError
+    from smartcity.java import find_java
+
+    try:
+        java = find_java(settings.java_home)
+    except JavaError as problem:
+        return "", f"none usable: {problem}"
+    origin = source_of("java_home") if settings.java_home else "JAVA_HOME" if os.environ.get("JAVA_HOME") else "PATH"
+    return str(java.home), f"{origin}, Java {java.major}"
 
 
 @cli.command("setup")
@@ -84,12 +110,21 @@ def down_command(settings: Settings) -> None:
 
 
 @cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON, for machines.")
 @with_settings
-def status_command(settings: Settings) -> None:
-    """Show each component up or down, the stream's lag, the newest hour per asset group and data freshness."""
-    from smartcity_ops.status import report
+def status_command(settings: Settings, as_json: bool) -> int:
+    """Show each component up or down, the stream's lag, the newest hour per asset group and data freshness.
 
-    click.echo(report(settings))
+    \b
+    Exit status: 0 healthy (every service up but the optional simulator, Kafka answering),
+                 3 degraded (something runs, something is missing),
+                 4 not running (no service runs).
+    """
+    from smartcity_ops import status
+
+    state = status.health(settings)
+    click.echo(status.as_json(state) if as_json else status.render(state))
+    return state.exit_code
 
 
 @cli.command("run")
