@@ -27,7 +27,7 @@ from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.lake_layout import Hour
 from smartcity.settings import load_settings
-from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.assets.groups import STEPS
 from smartcity_dagster.definitions import build_definitions
 
 VEHICLES_PER_MILLION = 140  # each vehicle and its GPS unit report every second: 140 vehicles ≈ 1M events an hour

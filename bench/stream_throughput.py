@@ -39,7 +39,8 @@ from spark_streaming.paths import QUERY_NAME
 SMARTCITY = [sys.executable, "-m", "smartcity_ops"]
 LATENCY_TRIGGER_S = 1
 """The latency run's trigger interval: a latency goal of seconds needs a batch every second or so."""
-BATCH_LINE = re.compile(r"batch (\d+): (\d+) raw rows, (\d+) quarantined, published in ([\d.]+)s")
+BATCH_LINE = re.compile(r"^batch (\d+): ([\d,]+) records: .* in ([\d.]+)s$", re.MULTILINE)
+"""The line `stream start --available-now` prints per committed batch."""
 
 
 def environment(root: Path, **extra: str) -> dict[str, str]:
@@ -97,7 +98,7 @@ def throughput(root: Path, events: int, batch_records: int, profile: Path | None
     started = time.monotonic()
     output = run([*SMARTCITY, "stream", "start", "--available-now"], env)
     wall = time.monotonic() - started
-    batches = {int(b): (int(raw) + int(bad), float(s)) for b, raw, bad, s in BATCH_LINE.findall(output)}
+    batches = {int(b): (int(records.replace(",", "")), float(s)) for b, records, s in BATCH_LINE.findall(output)}
     full = [b for b in sorted(batches) if b > 0 and batches[b][0] >= batch_records // 2]  # JVM warm, full
     total = sum(count for count, _ in batches.values())
     if not full:

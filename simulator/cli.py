@@ -61,7 +61,7 @@ def _output(target: str) -> Iterator[BinaryIO]:
 
 
 def simulate(settings: Settings, values: dict[str, Any]) -> int:
-    """Run the simulation; print the summary on stderr; 0 when everything sent was acknowledged."""
+    """Run the simulation; print the summary; 0 when everything sent was acknowledged."""
     options = build_options(values)
     target = values["dry_run_to"]
     if target is None:
@@ -69,7 +69,8 @@ def simulate(settings: Settings, values: dict[str, Any]) -> int:
     else:
         with _output(target) as out:
             summary = dry_run(settings, options, out)
-    click.echo(summary.render(dry_run=target is not None), err=True)
+    # The summary is the result (stdout), unless the events themselves go to stdout.
+    click.echo(summary.render(dry_run=target is not None), err=target == "-")
     return 0 if summary.ok or (target is not None and summary.error is None) else 1
 
 

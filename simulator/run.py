@@ -27,7 +27,7 @@ from tqdm import tqdm
 from simulator.city import City, Event, Scenario
 from simulator.faults import FaultInjector, FaultRates
 from simulator.stream import envelope, messages
-from smartcity.errors import BrokerError, PlatformError
+from smartcity.errors import PlatformError
 from smartcity.kafka.admin import client_config, kafka_problem
 from smartcity.processes import graceful_stop
 from smartcity.settings import Settings
@@ -155,10 +155,10 @@ def _count(summary: Summary, message: Event) -> None:
         summary.by_fault[message.fault] += 1
 
 
-def preflight(settings: Settings, timeout: float = 10.0) -> None:
+def preflight(settings: Settings, timeout: float | None = None) -> None:
     """Fail fast, with what to do, when the broker is unreachable or a topic is missing."""
     if (problem := kafka_problem(settings, timeout)) is not None:
-        raise BrokerError(
+        raise type(problem)(
             f"{problem}. Start the local broker and its topics with `smartcity kafka start`, or check "
             "SMARTCITY_KAFKA_BOOTSTRAP_SERVERS and the SMARTCITY_*_TOPIC settings."
         )

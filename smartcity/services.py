@@ -128,7 +128,7 @@ class Service:
                 process = spawn(self.command(), self.log_file, cwd=PROJECT_ROOT, env=self.env)
                 self.pid_file.write_text(str(process.pid))
                 started = Started(process.pid, False, process)
-                log.info("%s starting (pid %d), log: %s", self.title, process.pid, self.log_file)
+                log.debug("%s starting (pid %d), log: %s", self.title, process.pid, self.log_file)
             if wait:
                 self.await_ready(started)
         return started
@@ -145,7 +145,7 @@ class Service:
                 )
             if self.ready is None or self.ready(started.pid):
                 if started.process is not None:
-                    log.info("%s ready", self.title)
+                    log.debug("%s ready", self.title)
                 return
             if time.monotonic() >= deadline:
                 if started.process is not None:

@@ -24,7 +24,7 @@ from smartcity_aws.access import names
 from smartcity_dagster.assets.catalog import build_landed_catalog
 from smartcity_dagster.assets.cost import build_lake_cost
 from smartcity_dagster.assets.gold import build_gold
-from smartcity_dagster.assets.keys import GOLD, STEPS, WAREHOUSE
+from smartcity_dagster.assets.groups import GOLD, STEPS, WAREHOUSE
 from smartcity_dagster.assets.processed import build_processed
 from smartcity_dagster.assets.raw import kafka_topic_specs, landed_table_specs
 from smartcity_dagster.assets.warehouse import build_warehouse

@@ -62,11 +62,15 @@ def start(settings: Settings, names: list[str], started: dict[str, tuple[Service
             service, launched = started[name]
             service.await_ready(launched)
             ready.add(name)
+            if not launched.already_running:
+                log.info("%s ready", service.title)
 
     for service in services(settings, names):
         for need in service.needs:
             await_ready(need)
         started[service.name] = (service, service.start(wait=False))
+        if not started[service.name][1].already_running:
+            log.info("%s starting (log: %s)", service.title, service.log_file)
     for name in list(started):
         await_ready(name)
 

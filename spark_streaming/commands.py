@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import click
 
 from smartcity.commands import start_service, stop_service, with_settings
@@ -18,13 +21,42 @@ def stream_group() -> None:
 @click.option("--foreground", is_flag=True, help="Run continuously in this terminal instead of the background.")
 @with_settings
 def stream_start(settings: Settings, available_now: bool, foreground: bool) -> None:
-    """Start the ingestion stream (continuous in the background unless told otherwise)."""
-    from spark_streaming.control import run_foreground, stream_service
+    """Start the ingestion stream (continuous in the background unless told otherwise).
+
+    In the foreground it prints a line per committed batch and a total at the end; the JVM's own output goes to
+    the stream's log file (with -v, to the terminal).
+    """
+    from spark_streaming.control import stream_service
 
     if available_now or foreground:
-        run_foreground(settings, available_now=available_now)
+        run_in_terminal(settings, available_now)
         return
     start_service(stream_service(settings), "stream")
+
+
+def run_in_terminal(settings: Settings, available_now: bool) -> None:
+    """The stream in this process, reporting each batch on stdout and the total when it ends."""
+    from spark_streaming.control import run_foreground, stream_service
+    from spark_streaming.job import BatchReport, describe
+
+    reports: list[BatchReport] = []
+
+    def report(batch: BatchReport) -> None:
+        reports.append(batch)
+        summary = describe(batch.records, batch.raw_rows, batch.quarantined)
+        click.echo(f"batch {batch.batch_id}: {summary} in {batch.seconds:.1f}s")
+
+    started = time.monotonic()
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    click.echo(f"stream {'draining Kafka' if available_now else 'running'} (JVM log: "
+               f"{'this terminal' if verbose else stream_service(settings).log_file})", err=True)  # fmt: skip
+    run_foreground(settings, available_now=available_now, on_batch=report, quiet_jvm=not verbose)
+    quarantined: dict[str, int] = {}
+    for batch in reports:
+        for key, rows in batch.quarantined.items():
+            quarantined[key] = quarantined.get(key, 0) + rows
+    total = describe(sum(b.records for b in reports), sum(b.raw_rows for b in reports), quarantined)
+    click.echo(f"{len(reports)} batch(es) committed, {total}, in {time.monotonic() - started:.1f}s")
 
 
 @stream_group.command("stop")

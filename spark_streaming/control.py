@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import topic_offsets
@@ -19,6 +20,9 @@ from smartcity.services import Service
 from smartcity.settings import Settings
 from spark_streaming.lake import last_committed_batch
 from spark_streaming.paths import StreamPaths
+
+if TYPE_CHECKING:
+    from spark_streaming.job import BatchListener
 
 log = logging.getLogger(__name__)
 MARKER = "spark_streaming"
@@ -39,8 +43,11 @@ def stream_service(settings: Settings) -> Service:
     )
 
 
-def run_foreground(settings: Settings, available_now: bool) -> None:
-    """Run the stream in this process until stopped (or, ``available_now``, until Kafka is drained)."""
+def run_foreground(
+    settings: Settings, available_now: bool, on_batch: BatchListener | None = None, quiet_jvm: bool = False
+) -> None:
+    """Run the stream in this process until stopped (or, ``available_now``, until Kafka is drained); ``on_batch`` is
+    told of each committed batch; ``quiet_jvm`` sends the JVM's own output to the stream's log file."""
     from spark_streaming.job import run_stream
 
     settings.paths.ensure()
@@ -53,7 +60,7 @@ def run_foreground(settings: Settings, available_now: bool) -> None:
     service.pid_file.write_text(str(own_pid))  # so `stream status` and `stream stop` find a foreground run too
     try:
         with graceful_stop() as stop:  # SIGTERM/SIGINT: the running batch commits, then the query stops
-            run_stream(settings, available_now, stop)
+            run_stream(settings, available_now, stop, on_batch, service.log_file if quiet_jvm else None)
     finally:
         if service.pid_file.exists() and service.pid_file.read_text() == str(own_pid):
             service.pid_file.unlink()

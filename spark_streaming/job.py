@@ -14,7 +14,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,10 +27,11 @@ from pyspark.sql.streaming import StreamingQuery
 
 from smartcity.atomic import write_json_atomically
 from smartcity.contracts import CONTRACTS, Contract
-from smartcity.errors import BrokerError, PlatformError
+from smartcity.errors import PlatformError
 from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
 from smartcity.object_store import local_root
+from smartcity.processes import children_output_to
 from smartcity.settings import Settings
 from smartcity.spark_s3 import spark_s3_conf, trust_options
 from spark_streaming.lake import Lake, batch_timestamp, quarantine_reasons, row_counts
@@ -40,8 +43,11 @@ FINGERPRINT_FILE = "smartcity-query.json"
 MAX_BACKOFF_S = 60.0
 
 
-def spark_session(settings: Settings, app_name: str) -> SparkSession:
-    """A session with the pre-resolved Kafka connector (and S3A) jars; under spark-submit its master wins."""
+def spark_session(settings: Settings, app_name: str, jvm_output: Path | None = None) -> SparkSession:
+    """A session with the pre-resolved Kafka connector (and S3A) jars; under spark-submit its master wins.
+
+    ``jvm_output``: a file for the JVM's own output (its start-up warnings), instead of this process's terminal.
+    """
     jars = [str(jar) for bundle in spark_bundles(settings) for jar in classpath(settings, bundle)]
     builder = (
         SparkSession.builder.appName(app_name)
@@ -69,7 +75,8 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, whose master and addresses win
         builder = builder.master(settings.spark_master)
         builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-    spark = builder.getOrCreate()
+    with children_output_to(jvm_output):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
@@ -122,19 +129,47 @@ def wait_for_kafka(settings: Settings, stop: threading.Event, attempts: int | No
     while (problem := kafka_problem(settings, timeout=5)) is not None:
         attempt += 1
         if attempts is not None and attempt >= attempts:
-            raise BrokerError(f"{problem}; gave up after {attempt} attempts. Start it with `smartcity kafka start`.")
+            raise type(problem)(f"{problem}; gave up after {attempt} attempts. Start it with `smartcity kafka start`.")
         log.warning("%s; retrying in %.0fs (attempt %d)", problem, delay, attempt)
         if stop.wait(delay):
             raise KeyboardInterrupt
         delay = min(delay * 2, MAX_BACKOFF_S)
 
 
+@dataclass(frozen=True)
+class BatchReport:
+    """What one committed batch did, for the person watching a foreground stream."""
+
+    batch_id: int
+    records: int
+    """Kafka records the batch read."""
+    raw_rows: int
+    quarantined: dict[str, int]
+    """Quarantined rows per ``<topic>/<reason>``."""
+    seconds: float
+
+
+def describe(records: int, raw_rows: int, quarantined: dict[str, int]) -> str:
+    """'5,000 records: 4,990 raw, 10 quarantined (invalid_json 6, oversized 4)': reasons summed over the topics."""
+    by_reason: dict[str, int] = {}
+    for key, rows in quarantined.items():
+        reason = key.rpartition("/")[2]
+        by_reason[reason] = by_reason.get(reason, 0) + rows
+    reasons = ", ".join(f"{reason} {rows:,}" for reason, rows in sorted(by_reason.items()))
+    total = sum(quarantined.values())
+    return f"{records:,} records: {raw_rows:,} raw, {total:,} quarantined" + (f" ({reasons})" if reasons else "")
+
+
+BatchListener = Callable[[BatchReport], None]
+
+
 class BatchWriter:
     """``foreachBatch`` handler: validate, stage, publish, and record a manifest of what was published."""
 
-    def __init__(self, settings: Settings, paths: StreamPaths) -> None:
+    def __init__(self, settings: Settings, paths: StreamPaths, on_batch: BatchListener | None = None) -> None:
         self.topics = {topic: CONTRACTS[stream] for stream, topic in settings.topics.items()}
         self.paths = paths
+        self.on_batch = on_batch
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -145,7 +180,7 @@ class BatchWriter:
         ingest_time = batch_timestamp(self.paths.checkpoint, batch_id)
         batch.persist()
         try:
-            batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
+            records = batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
             with ThreadPoolExecutor(max_workers=len(self.topics)) as pool:
                 list(pool.map(lambda item: self._stage_topic(batch, stage, ingest_time, *item), self.topics.items()))
         finally:
@@ -160,11 +195,13 @@ class BatchWriter:
         manifest = self._manifest(batch_id, [target for _, target in moves])
         lake.write_manifest(batch_id, manifest)
         lake.storage.delete_prefix(stage)
-        log.info(
-            "batch %d: %d raw rows, %d quarantined, published in %.1fs",
-            batch_id, sum(manifest["raw_rows"].values()), sum(manifest["quarantine_rows"].values()),
-            time.monotonic() - started,
-        )  # fmt: skip
+        report = BatchReport(batch_id, records, sum(manifest["raw_rows"].values()), manifest["quarantine_rows"],
+                             time.monotonic() - started)  # fmt: skip
+        if self.on_batch is not None:  # it reports the batch itself
+            self.on_batch(report)
+        else:
+            log.info("batch %d: %s, published in %.1fs", batch_id,
+                     describe(report.records, report.raw_rows, report.quarantined), report.seconds)  # fmt: skip
         write_heartbeat(self.paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": batch_id})
 
     def _stage_topic(self, batch: DataFrame, stage: str, ingest_time: datetime, topic: str, contract: Contract) -> None:
@@ -218,7 +255,9 @@ def write_heartbeat(path: Path, state: dict) -> None:
     write_json_atomically(path, {**state, "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
-def start_query(spark: SparkSession, settings: Settings, paths: StreamPaths, available_now: bool) -> StreamingQuery:
+def start_query(
+    spark: SparkSession, settings: Settings, paths: StreamPaths, available_now: bool, on_batch: BatchListener | None
+) -> StreamingQuery:
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
@@ -228,7 +267,7 @@ def start_query(spark: SparkSession, settings: Settings, paths: StreamPaths, ava
         .option("maxOffsetsPerTrigger", settings.stream_max_offsets_per_trigger)
         .load()
     )
-    writer = source.writeStream.queryName(QUERY_NAME).foreachBatch(BatchWriter(settings, paths))
+    writer = source.writeStream.queryName(QUERY_NAME).foreachBatch(BatchWriter(settings, paths, on_batch))
     writer = writer.option("checkpointLocation", str(paths.checkpoint))
     if available_now:
         writer = writer.trigger(availableNow=True)
@@ -278,8 +317,15 @@ def _kafka_trouble(error: Exception) -> bool:
     )
 
 
-def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -> None:
-    """Run the ingestion query until stopped (continuous) or until Kafka is drained (available-now)."""
+def run_stream(
+    settings: Settings,
+    available_now: bool,
+    stop: threading.Event,
+    on_batch: BatchListener | None = None,
+    jvm_output: Path | None = None,
+) -> None:
+    """Run the ingestion query until stopped (continuous) or until Kafka is drained (available-now); ``on_batch`` is
+    told of each committed batch, ``jvm_output`` takes the JVM's own output (see :func:`spark_session`)."""
     paths = StreamPaths.of(settings)
     verify_lake(paths.checkpoint, paths.lake)
     verify_checkpoint(paths.checkpoint, fingerprint(settings))
@@ -290,7 +336,7 @@ def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -
             3600 / settings.stream_trigger_seconds, settings.stream_trigger_seconds,
         )  # fmt: skip
     wait_for_kafka(settings, stop, attempts=3 if available_now else None)
-    spark = spark_session(settings, "smartcity-raw-ingest")
+    spark = spark_session(settings, "smartcity-raw-ingest", jvm_output)
     if threading.current_thread() is threading.main_thread():
         # SparkContext replaced our SIGINT handler with one that cancels running jobs; Ctrl-C should stop
         # gracefully like SIGTERM does (let the running batch commit).
@@ -298,7 +344,7 @@ def run_stream(settings: Settings, available_now: bool, stop: threading.Event) -
     delay = 1.0
     try:
         while not stop.is_set():
-            query = start_query(spark, settings, paths, available_now)
+            query = start_query(spark, settings, paths, available_now, on_batch)
             write_heartbeat(paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": None})
             log.info("query %s started (%s), checkpoint %s", QUERY_NAME,
                      "available-now" if available_now else f"every {settings.stream_trigger_seconds:g}s",

@@ -11,6 +11,7 @@ tier), ``spark``, ``broker`` and ``e2e``. Only JVM tiers may request the ``jars`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -28,7 +29,7 @@ from smartcity.kafka.broker import broker_service
 from smartcity.object_store import S3Storage
 from smartcity.postgres import postgres_service
 from smartcity.services import Service
-from smartcity.settings import ENV_PREFIX, RuntimePaths, Settings, load_settings
+from smartcity.settings import ENV_PREFIX, PORT_SETTINGS, RuntimePaths, Settings, load_settings, variable_of
 from smartcity_aws.testbed import Testbed
 from smartcity_dagster.resources.dbt import prepare_dbt_project
 from tests.spark_cluster import WORKERS, SparkCluster, spark_cluster
@@ -53,10 +54,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"{item.nodeid} needs the JVM (the jars fixture): mark it {' or '.join(JVM_TIERS)}")
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each probe stays bound until all are chosen (one at a time, the kernel may
+    hand out the same port twice, and the settings refuse two services on one port)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def isolated_environment(var_dir: Path) -> dict[str, str]:
@@ -64,13 +73,10 @@ def isolated_environment(var_dir: Path) -> dict[str, str]:
     var_dir.mkdir(parents=True, exist_ok=True)
     if not (var_dir / "jars").exists():
         (var_dir / "jars").symlink_to(SHARED_JARS, target_is_directory=True)
+    ports = free_ports(len(PORT_SETTINGS))
     return {
         f"{ENV_PREFIX}VAR_DIR": str(var_dir),
-        f"{ENV_PREFIX}KAFKA_PORT": str(free_port()),
-        f"{ENV_PREFIX}KAFKA_CONTROLLER_PORT": str(free_port()),
-        f"{ENV_PREFIX}DAGSTER_PORT": str(free_port()),
-        f"{ENV_PREFIX}DASHBOARD_PORT": str(free_port()),
-        f"{ENV_PREFIX}SPARK_CONNECT_PORT": str(free_port()),
+        **{variable_of(name): str(port) for name, port in zip(PORT_SETTINGS, ports, strict=True)},
     }
 
 
@@ -129,7 +135,7 @@ def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spark
     the module."""
     paths = RuntimePaths(tmp_path_factory.mktemp("spark-cluster"))
     paths.ensure()
-    cluster = spark_cluster(paths, [free_port() for _ in range(2 + WORKERS)])
+    cluster = spark_cluster(paths, free_ports(2 + WORKERS))
     try:
         for service in cluster.services:
             service.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.assets.groups import STEPS
 from smartcity_dagster.partitions import hours_of_range
 
 REBUILD = {"ops": {"processed_tables": {"config": {"rebuild": True}}}}  # run config: rebuild processed hours

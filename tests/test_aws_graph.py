@@ -38,7 +38,7 @@ RUN = """
 import sys
 import dagster as dg
 from smartcity.settings import load_settings
-from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.assets.groups import STEPS
 from smartcity_dagster.definitions import build_definitions
 from tests.graph import run_graph, sensor_hours
 

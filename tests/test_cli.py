@@ -139,33 +139,33 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
 
 
-def _unwritable_var(environment: dict[str, str], root: Path) -> str:
+def _unwritable_var(environment: dict[str, str], root: Path) -> tuple[str, int]:
     (root / "a-file").write_text("not a directory")
     environment["SMARTCITY_VAR_DIR"] = str(root / "a-file" / "var")
-    return "point SMARTCITY_VAR_DIR at a writable directory"
+    return "point SMARTCITY_VAR_DIR at a writable directory", 78
 
 
-def _no_java(environment: dict[str, str], root: Path) -> str:
+def _no_java(environment: dict[str, str], root: Path) -> tuple[str, int]:
     environment["SMARTCITY_JAVA_HOME"] = str(root / "no-jdk")
-    return "Install a JDK 17 or newer"
+    return "Install a JDK 17 or newer", 1
 
 
-def _taken_dashboard_port(environment: dict[str, str], root: Path) -> str:
-    return "or choose another port with SMARTCITY_DASHBOARD_PORT"
+def _taken_dashboard_port(environment: dict[str, str], root: Path) -> tuple[str, int]:
+    return f"is taken by pid {os.getpid()} (", 1  # the squatter is this process
 
 
 @pytest.mark.spark  # the checks run the machine's JDK
 @pytest.mark.parametrize("fault", [_unwritable_var, _no_java, _taken_dashboard_port], ids=lambda f: f.__name__[1:])
 def test_run_refuses_to_start_with_a_message_naming_the_fix(
-    fault: Callable[[dict[str, str], Path], str], private_environment: dict[str, str], tmp_path: Path
+    fault: Callable[[dict[str, str], Path], tuple[str, int]], private_environment: dict[str, str], tmp_path: Path
 ) -> None:
     environment = dict(private_environment)
-    fix = fault(environment, tmp_path)
+    fix, status = fault(environment, tmp_path)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", int(environment["SMARTCITY_DASHBOARD_PORT"])))
         squatter.listen()
         result = run_cli("run", env=environment, timeout=120)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == status, result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and fix in result.stderr, result.stderr
     settings = settings_from(private_environment)
     assert broker_service(settings).pid() is None, "nothing may start before the checks pass"
@@ -174,7 +174,7 @@ def test_run_refuses_to_start_with_a_message_naming_the_fix(
 
 def test_status_with_nothing_running_says_down_and_none(private_environment: dict[str, str]) -> None:
     result = run_cli("status", env=private_environment)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 4, result.stderr
     for component in COMPONENTS:
         assert f"  {component:10s} down" in result.stdout
     assert "  warehouse  none" in result.stdout

@@ -17,7 +17,7 @@ from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.lake_layout import Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.keys import STEPS
+from smartcity_dagster.assets.groups import STEPS
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.processing import plan_hour
 from smartcity_dagster.resources.catalog import DuckDbCatalog, SchemaDriftError

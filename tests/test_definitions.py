@@ -20,7 +20,8 @@ from smartcity.errors import ConfigError
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_aws.access import names
 from smartcity_dagster.assets.gold import SOURCES_FILE, render_sources
-from smartcity_dagster.assets.keys import LAKE_COST_KEY, STEPS
+from smartcity_dagster.assets.groups import STEPS
+from smartcity_dagster.assets.keys import LAKE_COST_KEY
 from smartcity_dagster.definitions import RESOURCE_KEYS, build_definitions
 from smartcity_dagster.resources import dbt
 from smartcity_dagster.resources.athena import AthenaQueryEngine

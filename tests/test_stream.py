@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def drained(broker: Service, settings: Settings, tmp_path_factory: pytest.TempPa
     scenario = ["--seed", "8", "--start", start, "--max-events", "30000", "--incidents-per-hour", "600"]
     simulate(environment, ledger, *scenario, *FAULTS)
     output = drain(environment)
-    return {"environment": environment, "rows": ledger_rows(ledger), "output": output.stdout + output.stderr}
+    return {"environment": environment, "rows": ledger_rows(ledger), "drain": output}
 
 
 def test_every_acknowledged_record_lands_once_and_bad_ones_are_quarantined_with_their_reason(drained: dict) -> None:
@@ -62,6 +64,24 @@ def test_every_acknowledged_record_lands_once_and_bad_ones_are_quarantined_with_
         assert row[3] == by_position[row[:3]]["fault"]  # the reason names the fault the simulator injected
     duplicates = [r for r in drained["rows"] if r["fault"] == "duplicate"]
     assert duplicates and len(raw) - len({row[3] for row in raw}) == len(duplicates)  # kept for the ETL to dedupe
+
+
+def test_a_drain_prints_each_batch_and_the_total_and_keeps_the_jvm_in_its_log(drained: dict) -> None:
+    drain = drained["drain"]
+    rows = drained["rows"]
+    batches = re.findall(r"^batch (\d+): ([\d,]+) records: ([\d,]+) raw, ([\d,]+) quarantined", drain.stdout, re.M)
+    assert len(batches) >= 4, drain.stdout  # 30,000 records at most 8,000 per batch
+    records, raw, quarantined = (sum(int(batch[i].replace(",", "")) for batch in batches) for i in (1, 2, 3))
+    malformed = Counter(r["fault"] for r in rows if r["valid"] == "false")
+    assert (records, raw, quarantined) == (len(rows), len(rows) - malformed.total(), malformed.total())
+    total = drain.stdout.splitlines()[-1]
+    by_reason = ", ".join(f"{reason} {count:,}" for reason, count in sorted(malformed.items()))
+    assert total.startswith(f"{len(batches)} batch(es) committed, {records:,} records: {raw:,} raw, "
+                            f"{quarantined:,} quarantined ({by_reason}), in "), total  # fmt: skip
+    for noise in ("WARN", "py4j", "Closing down clientserver", "batch 0:"):  # the JVM's, and logs repeating stdout
+        assert noise not in drain.stderr, drain.stderr
+    log = (Path(drained["environment"]["SMARTCITY_VAR_DIR"]) / "logs" / "stream.log").read_text()
+    assert "WARN" in log  # the JVM's start-up warnings went to the log file instead
 
 
 def test_quarantine_keeps_the_payload_and_where_it_came_from(drained: dict) -> None:
@@ -117,8 +137,8 @@ def test_a_checkpoint_for_another_query_is_refused(drained: dict) -> None:
 
 def test_unreachable_broker_gives_up_with_a_clear_error(private_environment: dict[str, str]) -> None:
     result = run_cli("stream", "start", "--available-now", env=private_environment)
-    assert result.returncode == 1
-    assert "cannot reach Kafka" in result.stderr and "gave up after 3 attempts" in result.stderr
+    assert result.returncode == 69
+    assert "no Kafka broker listens" in result.stderr and "gave up after 3 attempts" in result.stderr
 
 
 def test_a_missing_topic_gives_up_with_a_clear_error(broker: Service, settings: Settings, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-from smartcity.errors import BrokerError
+from smartcity.errors import BrokerError, BrokerUnreachable
 from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,19 +26,54 @@ def client_config(settings: Settings, **extra: object) -> dict[str, object]:
     return {"bootstrap.servers": settings.bootstrap_servers, "logger": _librdkafka_log, **extra}
 
 
+LOOPBACK_HOSTS = ("localhost", "::1", "0.0.0.0", "::", "")
+REMEDY = "Start it with `smartcity kafka start`, or check SMARTCITY_KAFKA_BOOTSTRAP_SERVERS."
+
+
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
 
 
 def unreachable(settings: Settings, exc: KafkaException) -> BrokerError:
-    return BrokerError(
-        f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}). Is the broker running? "
-        "Start it with `smartcity kafka start`, or check SMARTCITY_KAFKA_BOOTSTRAP_SERVERS."
+    return BrokerUnreachable(
+        f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}). Is the broker running? {REMEDY}"
     )
+
+
+def _refused(server: str) -> bool:
+    """True when ``server`` (host:port) is on this machine and nothing listens there: an answer in microseconds."""
+    host, _, port = server.strip().rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or not (host.startswith("127.") or host in LOOPBACK_HOSTS):
+        return False  # a remote broker: only its client's timeout can tell
+    try:
+        socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "") else host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def known_down(settings: Settings) -> str | None:
+    """Why no broker can answer, when that is certain without waiting: every bootstrap server is on this machine and
+    refuses connections. Remote brokers get the client's timeout (SMARTCITY_KAFKA_TIMEOUT_SECONDS)."""
+    servers = settings.bootstrap_servers.split(",")
+    if all(_refused(server) for server in servers):
+        return f"no Kafka broker listens at {settings.bootstrap_servers}"
+    return None
+
+
+def require_broker(settings: Settings) -> None:
+    """Fail at once, with what to do, when no broker can answer (see :func:`known_down`)."""
+    if (problem := known_down(settings)) is not None:
+        raise BrokerUnreachable(f"{problem}. {REMEDY}")
 
 
 def wait_until_reachable(settings: Settings, timeout: float) -> bool:
     """True once the cluster answers a metadata request within ``timeout`` seconds."""
+    if known_down(settings) is not None:
+        return False
     try:
         admin_client(settings).list_topics(timeout=timeout)
     except KafkaException:
@@ -45,14 +81,19 @@ def wait_until_reachable(settings: Settings, timeout: float) -> bool:
     return True
 
 
-def kafka_problem(settings: Settings, timeout: float) -> str | None:
-    """None when the brokers answer and every configured topic exists; otherwise what is wrong."""
+def kafka_problem(settings: Settings, timeout: float | None = None) -> BrokerError | None:
+    """None when the brokers answer and every configured topic exists; otherwise what is wrong (its message without
+    the remedy, which depends on who asks): :class:`BrokerUnreachable`, or a :class:`BrokerError` for a topic."""
+    if (problem := known_down(settings)) is not None:
+        return BrokerUnreachable(problem)
     try:
-        topics = admin_client(settings).list_topics(timeout=timeout).topics
+        topics = admin_client(settings).list_topics(timeout=timeout or settings.kafka_timeout_seconds).topics
     except KafkaException as exc:
-        return f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()})"
+        return BrokerUnreachable(f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()})")
     missing = sorted(set(settings.topics.values()) - set(topics))
-    return f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}" if missing else None
+    if missing:
+        return BrokerError(f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}")
+    return None
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
@@ -119,8 +160,10 @@ class PartitionOffsets:
         return self.high - self.low
 
 
-def topic_offsets(settings: Settings, timeout: float = 10.0) -> list[PartitionOffsets]:
+def topic_offsets(settings: Settings, timeout: float | None = None) -> list[PartitionOffsets]:
     """Low and high watermarks of every partition of the configured topics that exist."""
+    require_broker(settings)
+    timeout = timeout or settings.kafka_timeout_seconds
     admin = admin_client(settings)
     try:
         metadata = admin.list_topics(timeout=timeout).topics
@@ -146,8 +189,13 @@ def consume(
     from_beginning: bool,
     idle_timeout: float | None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_start: Callable[[dict[int, int]], None] = lambda _offsets: None,
 ) -> Iterator[Message]:
-    """Yield messages of every partition of ``topic``; stop after ``idle_timeout`` seconds without one."""
+    """Yield messages of every partition of ``topic``; stop after ``idle_timeout`` seconds without one.
+
+    ``on_start`` is told each partition's offset where consuming starts (the oldest, or the next new message).
+    """
+    require_broker(settings)
     consumer = Consumer(
         client_config(
             settings,
@@ -159,14 +207,17 @@ def consume(
         )
     )
     try:
-        metadata = consumer.list_topics(timeout=10)
+        metadata = consumer.list_topics(timeout=settings.kafka_timeout_seconds)
         if topic not in metadata.topics:
             known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
             raise BrokerError(
                 f"topic {topic!r} does not exist on {settings.bootstrap_servers}; existing topics: {known}"
             )
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in metadata.topics[topic].partitions])
+        partitions = sorted(metadata.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        watermarks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        on_start({p: low if from_beginning else high for p, (low, high) in watermarks.items()})
         last_message = time.monotonic()
         while not should_stop():
             message = consumer.poll(0.5)

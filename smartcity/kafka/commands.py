@@ -64,10 +64,24 @@ def kafka_status(settings: Settings) -> None:
 def kafka_tail(
     settings: Settings, topic: str, from_beginning: bool, max_messages: int | None, idle_timeout: float | None
 ) -> None:
-    """Consume TOPIC and pretty-print each message (JSON indented; invalid payloads shown as such)."""
+    """Consume TOPIC and pretty-print each message (JSON indented; invalid payloads shown as such); Ctrl-C ends it.
+
+    By default it waits for new messages, saying so on stderr; --from-beginning shows what is there first.
+    """
     from smartcity.kafka.admin import consume, render
 
-    for count, message in enumerate(consume(settings, topic, from_beginning, idle_timeout), start=1):
-        click.echo(render(message))
-        if max_messages is not None and count >= max_messages:
-            break
+    def announce(offsets: dict[int, int]) -> None:
+        where = ", ".join(f"{partition}@{offset}" for partition, offset in offsets.items())
+        wait = f"stopping after {idle_timeout:g}s without one" if idle_timeout else "Ctrl-C stops"
+        what = "messages from the oldest" if from_beginning else "new messages"
+        click.echo(f"waiting for {what} on {topic} (partition@offset: {where}); {wait}", err=True)
+
+    count = 0
+    try:
+        for count, message in enumerate(consume(settings, topic, from_beginning, idle_timeout, on_start=announce), 1):
+            click.echo(render(message))
+            if max_messages is not None and count >= max_messages:
+                break
+    except KeyboardInterrupt:
+        pass  # the way to stop tailing: not a failure
+    click.echo(f"{count} message(s) shown", err=True)

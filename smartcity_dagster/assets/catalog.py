@@ -9,7 +9,8 @@ from dagster import AssetExecutionContext
 
 from smartcity.lake_layout import QUARANTINE, RAW, Hour
 from smartcity.settings import Settings
-from smartcity_dagster.assets.keys import CATALOG, LANDED_KEYS, OWNERS, catalog_key
+from smartcity_dagster.assets.groups import CATALOG
+from smartcity_dagster.assets.keys import LANDED_KEYS, OWNERS, catalog_key
 from smartcity_dagster.partitions import window_hours
 from smartcity_dagster.resources.catalog import GlueCatalog, PartitionEntry, SchemaDriftError
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage

@@ -7,7 +7,8 @@ import dagster as dg
 
 from smartcity.settings import Settings
 from smartcity_aws.cost import COUNTED, CostReport, dollars, lake_report
-from smartcity_dagster.assets.keys import COST, LAKE_COST_KEY, OWNERS
+from smartcity_dagster.assets.groups import COST
+from smartcity_dagster.assets.keys import LAKE_COST_KEY, OWNERS
 from smartcity_dagster.resources.lake import LakeStorage
 
 

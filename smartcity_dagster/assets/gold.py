@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 from smartcity.lake_layout import GOLD
 from smartcity.settings import Settings
 from smartcity_dagster.assets.catalog import CATALOG_POOL, partition_entries
-from smartcity_dagster.assets.keys import GOLD as GOLD_GROUP
+from smartcity_dagster.assets.groups import GOLD as GOLD_GROUP
 from smartcity_dagster.assets.keys import OWNERS, catalog_key, gold_key, processed_key
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import window_hours

@@ -1,22 +1,15 @@
 """The asset keys of every step, the group each belongs to, and who owns them.
 
-One place, so a step names its upstream without importing that step's module, and `smartcity status` can tell
-an asset's group from its key without building the definitions.
+One place, so a step names its upstream without importing that step's module.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-OWNERS = ["team:data-platform"]
+from smartcity_dagster.assets.groups import CATALOG, COST, GOLD, GROUP_OF_PREFIX, PROCESSED, WAREHOUSE
 
-INGESTION, CATALOG, PROCESSED, GOLD, WAREHOUSE = "ingestion", "catalog", "processed", "gold", "warehouse"
-COST = "cost"
-"""Reports on the lake (not a step of the flow, not partitioned)."""
-STEPS = (CATALOG, PROCESSED, GOLD, WAREHOUSE)
-"""The groups Dagster computes, in flow order (ingestion is landed outside Dagster)."""
-GROUP_OF_PREFIX = {"kafka": INGESTION, "raw": INGESTION, "quarantine": INGESTION,
-                   **{step: step for step in STEPS}, COST: COST}  # fmt: skip
+OWNERS = ["team:data-platform"]
 
 
 def group_of(key: dg.AssetKey) -> str:

@@ -5,7 +5,8 @@ import dagster as dg
 from smartcity.contracts import CONTRACTS
 from smartcity.lake_layout import table_uri
 from smartcity.settings import Settings
-from smartcity_dagster.assets.keys import INGESTION, LANDED_KEYS, OWNERS, kafka_key
+from smartcity_dagster.assets.groups import INGESTION
+from smartcity_dagster.assets.keys import LANDED_KEYS, OWNERS, kafka_key
 
 
 def kafka_topic_specs(settings: Settings) -> list[dg.AssetSpec]:

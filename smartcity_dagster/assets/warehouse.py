@@ -9,7 +9,8 @@ from dagster import AssetExecutionContext
 
 from smartcity.lake_layout import GOLD
 from smartcity.settings import Settings
-from smartcity_dagster.assets.keys import OWNERS, WAREHOUSE, warehouse_key
+from smartcity_dagster.assets.groups import WAREHOUSE
+from smartcity_dagster.assets.keys import OWNERS, warehouse_key
 from smartcity_dagster.automation import hourly_eager
 from smartcity_dagster.partitions import window_hours
 from smartcity_dagster.resources.lake import LakeStorage
