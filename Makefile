@@ -21,4 +21,4 @@ format:
 
 clean-var:  ## stop every service and delete everything written at run time (keeps resolved jars)
 	-.venv/bin/smartcity down
-	find var -mindepth 1 -maxdepth 1 ! -name jars -exec rm -rf {} +
+	.venv/bin/smartcity clean --yes

@@ -95,8 +95,15 @@ def _fault_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.command("simulate")
 @click.option("--vehicles", type=click.IntRange(min=1), default=50, show_default=True, help="Fleet size.")
 @click.option("--cameras", type=click.IntRange(min=1), default=12, show_default=True, help="Traffic cameras.")
-@click.option("--weather-stations", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--incidents-per-hour", type=click.FloatRange(min=0), default=12.0, show_default=True)
+@click.option("--weather-stations", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Weather stations, spread along the corridor.")  # fmt: skip
+@click.option(
+    "--incidents-per-hour",
+    type=click.FloatRange(min=0),
+    default=12.0,
+    show_default=True,
+    help="Mean rate of emergency incidents (a Poisson process), each reported, dispatched, resolved.",
+)
 @click.option(
     "--rate",
     type=click.FloatRange(min=0),

@@ -10,12 +10,14 @@ instead of a traceback.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from dashboard.serve import dashboard_command
 from simulator.cli import simulate_command
 from smartcity.commands import configure_logging, run, with_settings
+from smartcity.errors import PlatformError
 from smartcity.kafka.commands import kafka_group
 from smartcity.settings import Settings, source_of, variable_of
 from smartcity_aws.commands import aws_group
@@ -26,6 +28,7 @@ OPTIONAL_SERVICES = ("simulator", "stream", "spark", "daemon", "dagster", "dashb
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smartcity-platform", prog_name="smartcity")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def cli(verbose: bool) -> None:
     """Operate the smart-city data platform (local profile by default; see `smartcity config`)."""
@@ -78,11 +81,18 @@ def setup_command(settings: Settings) -> None:
     click.echo("dbt project: manifest ready")
 
 
+def chosen(services: tuple[str, ...], simulate: bool, stream: bool) -> list[str]:
+    """The optional services to start: those named (all when none is), without those switched off."""
+    off = {"simulator": not simulate, "stream": not stream}
+    return [name for name in services or OPTIONAL_SERVICES if not off.get(name, False)]
+
+
 @cli.command("up")
 @click.argument("services", nargs=-1, type=click.Choice(OPTIONAL_SERVICES))
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Start the city simulator too.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Start the ingestion stream too.")
 @with_settings
-def up_command(settings: Settings, services: tuple[str, ...], simulate: bool) -> None:
+def up_command(settings: Settings, services: tuple[str, ...], simulate: bool, stream: bool) -> None:
     """Start the platform in the background; `down` stops it.
 
     With no SERVICES: the broker, simulator, stream, Spark Connect server (processing), Dagster daemon, Dagster
@@ -93,19 +103,20 @@ def up_command(settings: Settings, services: tuple[str, ...], simulate: bool) ->
     from smartcity_dagster.services import dagster_url
     from smartcity_ops.supervisor import up
 
-    names = [name for name in services or OPTIONAL_SERVICES if simulate or name != "simulator"]
-    for name, state in up(settings, names).items():
+    for name, state in up(settings, chosen(services, simulate, stream)).items():
         click.echo(f"  {name:10s} {state}")
     click.echo(f"dashboard {dashboard_url(settings)} · Dagster {dagster_url(settings)} · logs {settings.paths.logs}")
 
 
 @cli.command("down")
+@click.argument("services", nargs=-1, type=click.Choice(("kafka", *OPTIONAL_SERVICES)))
 @with_settings
-def down_command(settings: Settings) -> None:
-    """Stop every service and the broker; each stops gracefully (the stream commits its batch)."""
+def down_command(settings: Settings, services: tuple[str, ...]) -> None:
+    """Stop SERVICES (all of them and the broker when none is named); each stops gracefully (the stream commits its
+    batch)."""
     from smartcity_ops.supervisor import down
 
-    for name, state in down(settings).items():
+    for name, state in down(settings, services).items():
         click.echo(f"  {name:10s} {state}")
 
 
@@ -127,14 +138,36 @@ def status_command(settings: Settings, as_json: bool) -> int:
     return state.exit_code
 
 
+YES = click.option("-y", "--yes", is_flag=True, help="Do not ask before deleting (nor does a non-interactive stdin).")
+
+
+def wipe(settings: Settings, yes: bool) -> None:
+    """Delete var/ but the jars, after asking at a terminal (unless ``yes``); refuses while a service runs."""
+    from smartcity_ops.supervisor import wipe_runtime_state
+
+    question = f"Delete everything under {settings.paths.root} (broker data, lake, warehouse, Dagster; not the jars)?"
+    if not yes and sys.stdin.isatty() and not click.confirm(question, err=True):
+        raise PlatformError("nothing deleted (answer y, or pass --yes)")
+    for path in wipe_runtime_state(settings):
+        click.echo(f"removed {path}")
+
+
+@cli.command("clean")
+@YES
+@with_settings
+def clean_command(settings: Settings, yes: bool) -> None:
+    """Delete everything written at run time under var/ (broker data, lake, checkpoints, warehouse, Dagster; not the
+    resolved jars); refuses while a service runs."""
+    wipe(settings, yes)
+
+
 @cli.command("run")
 @click.option("--simulate/--no-simulate", default=True, show_default=True, help="Run the city simulator too.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Run the ingestion stream too.")
-@click.option(
-    "--fresh", is_flag=True, help="Wipe var/ (broker data, lake, checkpoints, warehouse, Dagster; not the jars) first."
-)
+@click.option("--fresh", is_flag=True, help="Delete var/ first, as `smartcity clean` does (it asks; see --yes).")
+@YES
 @with_settings
-def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -> None:
+def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool, yes: bool) -> None:
     """Run the platform in the foreground: broker, simulator, stream, Dagster (daemon and UI), dashboard.
 
     Ctrl-C stops them all.
@@ -142,13 +175,11 @@ def run_command(settings: Settings, simulate: bool, stream: bool, fresh: bool) -
     Running it again resumes where it stopped (Kafka, the stream's checkpoint and Dagster's cursors persist in
     var/); --fresh starts over from nothing.
     """
-    from smartcity_ops.supervisor import run_platform, wipe_runtime_state
+    from smartcity_ops.supervisor import run_platform
 
     if fresh:
-        for path in wipe_runtime_state(settings):
-            click.echo(f"removed {path}")
-    wanted = {"simulator": simulate, "stream": stream}
-    run_platform(settings, [name for name in OPTIONAL_SERVICES if wanted.get(name, True)])
+        wipe(settings, yes)
+    run_platform(settings, chosen((), simulate, stream))
 
 
 cli.add_command(kafka_group)

@@ -87,11 +87,11 @@ def up(settings: Settings, names: list[str]) -> dict[str, str]:
     }
 
 
-def down(settings: Settings) -> dict[str, str]:
-    """Stop every running service in reverse start order, each with its graceful signal and its process group."""
-    return {
-        service.name: "not running" if service.stop() is None else "stopped" for service in reversed(services(settings))
-    }
+def down(settings: Settings, names: tuple[str, ...] = ()) -> dict[str, str]:
+    """Stop the named services (all when none is) in reverse start order, each with its graceful signal and its
+    process group; name → what it was."""
+    stopping = [service for service in reversed(services(settings)) if not names or service.name in names]
+    return {service.name: "not running" if service.stop() is None else "stopped" for service in stopping}
 
 
 def run_platform(settings: Settings, names: list[str]) -> None:

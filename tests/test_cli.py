@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -17,11 +19,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from dashboard.serve import dashboard_service
 from dashboard.warehouse import NoData, query
 from smartcity.kafka.broker import broker_service
-from smartcity_ops.cli import cli
+from smartcity_ops.cli import OPTIONAL_SERVICES, chosen, cli
 from smartcity_ops.services import SERVICES
-from smartcity_ops.supervisor import wipe_runtime_state
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
 COMPONENTS = ("kafka", "stream", "spark", "daemon", "dagster", "dashboard")
@@ -43,6 +45,73 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: ")
     assert len(result.output.splitlines()) > 3
+
+
+@pytest.mark.parametrize("path", all_command_paths(cli), ids=lambda p: " ".join(p) or "smartcity")
+def test_every_option_says_what_it_does(path: tuple[str, ...]) -> None:
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    silent = [param.name for param in command.params if isinstance(param, click.Option) and not param.help]
+    assert not silent, f"options without help: {silent}"
+
+
+def test_version_is_the_installed_package_version() -> None:
+    result = run_cli("--version")
+    assert result.stdout == f"smartcity, version {importlib.metadata.version('smartcity-platform')}\n"
+
+
+def test_up_and_run_leave_out_what_is_switched_off() -> None:
+    assert chosen((), simulate=True, stream=False) == [name for name in OPTIONAL_SERVICES if name != "stream"]
+    assert chosen((), simulate=False, stream=True) == [name for name in OPTIONAL_SERVICES if name != "simulator"]
+    assert chosen(("stream", "dashboard"), simulate=True, stream=False) == ["dashboard"]
+    for command in ("up", "run"):
+        assert "--no-stream" in CliRunner().invoke(cli, [command, "--help"]).output
+
+
+def clean(
+    environment: dict[str, str], *args: str, stdin: int | None = subprocess.DEVNULL
+) -> subprocess.CompletedProcess:
+    return subprocess.run([SMARTCITY, "clean", *args], env={**os.environ, **environment}, stdin=stdin,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_clean_asks_at_a_terminal_and_deletes_nothing_unless_told_yes(private_environment: dict[str, str]) -> None:
+    var = Path(private_environment["SMARTCITY_VAR_DIR"])
+    (var / "lake" / "raw").mkdir(parents=True)
+    for answer, status, kept in (("n", 1, True), ("y", 0, False)):
+        terminal, stdin = pty.openpty()
+        try:
+            os.write(terminal, f"{answer}\n".encode())
+            result = clean(private_environment, stdin=stdin)
+        finally:
+            os.close(stdin)
+            os.close(terminal)
+        assert result.returncode == status, result.stderr
+        assert f"Delete everything under {var.resolve()}" in result.stderr
+        assert ("error: nothing deleted (answer y, or pass --yes)" in result.stderr) is kept, result.stderr
+        assert (var / "lake").exists() is kept and (var / "jars").exists()
+
+
+def test_down_stops_only_the_named_service_and_clean_refuses_while_one_runs(
+    private_environment: dict[str, str],
+) -> None:
+    dashboard = dashboard_service(settings_from(private_environment))
+    (Path(private_environment["SMARTCITY_VAR_DIR"]) / "lake").mkdir()
+    dashboard.start()
+    try:
+        refused = clean(private_environment, "--yes")
+        assert refused.returncode == 1 and "still running: dashboard" in refused.stderr, refused.stderr
+        fresh = run_cli("run", "--fresh", "--yes", env=private_environment)
+        assert fresh.returncode == 1 and "still running: dashboard" in fresh.stderr, fresh.stderr
+        others = run_cli("down", "stream", "kafka", env=private_environment)
+        assert others.stdout == "  stream     not running\n  kafka      not running\n" and dashboard.pid() is not None
+        stopped = run_cli("down", "dashboard", env=private_environment)
+        assert stopped.stdout == "  dashboard  stopped\n" and dashboard.pid() is None
+    finally:
+        dashboard.stop()
+    wiped = clean(private_environment)  # stdin is not a terminal: nothing to ask
+    assert wiped.returncode == 0 and "removed " in wiped.stdout and not (dashboard.paths.root / "lake").exists()
 
 
 def test_help_works_even_with_a_bad_configuration() -> None:
@@ -181,10 +250,10 @@ def test_status_with_nothing_running_says_down_and_none(private_environment: dic
     assert "gold data\n  unknown (the warehouse file" in result.stdout
 
 
-def test_run_fresh_wipes_var_but_keeps_the_jars(private_environment: dict[str, str]) -> None:
+def test_clean_wipes_var_but_keeps_the_jars(private_environment: dict[str, str]) -> None:
     settings = settings_from(private_environment)
     (settings.var_dir / "lake" / "raw").mkdir(parents=True)
     (settings.var_dir / "warehouse.duckdb").write_text("old")
-    removed = wipe_runtime_state(settings)
-    assert {path.name for path in removed} == {"lake", "warehouse.duckdb"}
+    result = clean(private_environment, "--yes")
+    assert result.stdout == f"removed {settings.var_dir / 'lake'}\nremoved {settings.var_dir / 'warehouse.duckdb'}\n"
     assert sorted(path.name for path in settings.var_dir.iterdir()) == ["jars"]

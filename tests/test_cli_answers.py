@@ -54,6 +54,7 @@ SWEPT: dict[str, tuple[str, ...]] = {
 """Every command run by the sweeps, with the arguments it needs."""
 NOT_SWEPT = {
     "setup": "downloads jars",
+    "clean": "deletes var/ (test_cli covers it)",
     "up": "starts every service (test_cli covers its refusals)",
     "run": "starts every service (test_cli covers its refusals)",
     "dashboard": "serves until stopped",

@@ -69,6 +69,12 @@ def test_gold_and_warehouse_run_by_automation_and_gold_has_freshness(settings: S
             assert node.freshness_policy is not None
 
 
+def test_dbt_does_not_send_usage_statistics() -> None:
+    from dbt.config.project import read_project_flags
+
+    assert read_project_flags(str(dbt.DBT_PROJECT_DIR), "/nonexistent").send_anonymous_usage_stats is False
+
+
 def test_dbt_sources_are_generated_from_the_contracts() -> None:
     assert SOURCES_FILE.read_text() == render_sources(), "regenerate models/sources.yml with render_sources()"
 
