@@ -26,11 +26,13 @@ def stream_start(settings: Settings, available_now: bool, foreground: bool) -> N
     In the foreground it prints a line per committed batch and a total at the end; the JVM's own output goes to
     the stream's log file (with -v, to the terminal).
     """
+    from smartcity.kafka.admin import require_broker
     from spark_streaming.control import stream_service
 
     if available_now or foreground:
         run_in_terminal(settings, available_now)
         return
+    require_broker(settings)  # a local broker that does not run: say so now, not after the start-up timeout
     start_service(stream_service(settings), "stream")
 
 

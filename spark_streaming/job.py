@@ -41,6 +41,7 @@ from spark_streaming.validation import clean_rows, diagnose, fast_pass, quaranti
 log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "smartcity-query.json"
 MAX_BACKOFF_S = 60.0
+LOOPBACK = "127.0.0.1"
 
 
 def spark_session(settings: Settings, app_name: str, jvm_output: Path | None = None) -> SparkSession:
@@ -73,8 +74,10 @@ def spark_session(settings: Settings, app_name: str, jvm_output: Path | None = N
     for key, value in spark_s3_conf(settings).items():
         builder = builder.config(key, value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, whose master and addresses win
+        # The driver's UI (port 4040 on) binds to SPARK_LOCAL_IP, else every interface: loopback unless told.
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
         builder = builder.master(settings.spark_master)
-        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        builder = builder.config("spark.driver.host", LOOPBACK).config("spark.driver.bindAddress", LOOPBACK)
     with children_output_to(jvm_output):
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

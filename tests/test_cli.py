@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import ipaddress
 import json
 import os
 import pty
@@ -16,14 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import psutil
 import pytest
 from click.testing import CliRunner
 
 from dashboard.serve import dashboard_service
 from dashboard.warehouse import NoData, query
 from smartcity.kafka.broker import broker_service
+from smartcity.settings import Settings
 from smartcity_ops.cli import OPTIONAL_SERVICES, chosen, cli
-from smartcity_ops.services import SERVICES
+from smartcity_ops.services import SERVICES, services
 from tests.conftest import SMARTCITY, run_cli, settings_from
 
 COMPONENTS = ("kafka", "stream", "spark", "daemon", "dagster", "dashboard")
@@ -196,6 +199,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
         for component in COMPONENTS:
             assert f"  {component:10s} up" in status.stdout, status.stdout
         assert "  warehouse  20" in status.stdout and "newest event" in status.stdout, status.stdout
+        assert not exposed_listeners(settings), "every listener binds to loopback unless a setting says otherwise"
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)
@@ -206,6 +210,29 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
     assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
+
+
+def loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
+
+
+def exposed_listeners(settings: Settings) -> list[str]:
+    """The listening sockets of the platform's processes (each service and all it started) not on loopback."""
+    processes = []
+    for service in services(settings):
+        if (pid := service.pid()) is not None:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                processes += [process, *process.children(recursive=True)]
+    exposed = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            for socket_ in process.net_connections(kind="inet"):
+                if socket_.status == psutil.CONN_LISTEN and not loopback(socket_.laddr.ip):
+                    exposed.append(f"{process.pid} {' '.join(process.cmdline())[:100]} on {socket_.laddr}")
+    return exposed
 
 
 def _unwritable_var(environment: dict[str, str], root: Path) -> tuple[str, int]:

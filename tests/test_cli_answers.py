@@ -146,6 +146,7 @@ def test_an_s3_lake_without_credentials_is_one_line_from_every_command(
         (("kafka", "tail", "no_such_topic"), ""),
         (("simulate", "--max-events", "5", "--no-progress"), ""),
         (("stream", "start", "--available-now"), "; gave up after 3 attempts"),
+        (("stream", "start"), ""),
     ],
     ids=lambda value: "-".join(value) if isinstance(value, tuple) else None,
 )
@@ -156,6 +157,7 @@ def test_a_local_broker_that_does_not_run_is_named_at_once(
     address = f"127.0.0.1:{private_environment['SMARTCITY_KAFKA_PORT']}"
     assert_one_line(" ".join(command), result, ExitCode.UNAVAILABLE, f"no Kafka broker listens at {address}{said}",
                     "smartcity kafka start")  # fmt: skip
+    assert not list(Path(private_environment["SMARTCITY_VAR_DIR"]).glob("run/*.pid")), "nothing left running"
 
 
 def test_status_with_nothing_running_answers_at_once_with_status_4(private_environment: dict[str, str]) -> None:
