@@ -11,6 +11,9 @@ import psutil
 
 from smartcity.errors import PlatformError
 
+LOOPBACK = "127.0.0.1"
+"""Where the platform's own servers listen unless a setting says otherwise."""
+
 
 def _bind_error(host: str, port: int) -> OSError | None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -247,9 +247,9 @@ class Settings(BaseSettings):
             port = getattr(self, name)
             if port in owners:
                 raise ValueError(
-                    f"{owners[port]} and {ENV_PREFIX}{name.upper()} are both {port}: each service needs its own port"
+                    f"{owners[port]} and {variable_of(name)} are both {port}: each service needs its own port"
                 )
-            owners[port] = f"{ENV_PREFIX}{name.upper()}"
+            owners[port] = variable_of(name)
 
     def _check_redshift(self) -> None:
         """Redshift copies gold from S3 with the loader role: both must be there for a redshift:// warehouse."""
@@ -319,7 +319,7 @@ class Settings(BaseSettings):
 
     def public_items(self) -> dict[str, str]:
         """Every setting with its effective value, keyed by environment variable, for `smartcity config`."""
-        items = {f"{ENV_PREFIX}{name.upper()}": getattr(self, name) for name in type(self).model_fields}
+        items = {variable_of(name): getattr(self, name) for name in type(self).model_fields}
         items[f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
         items[f"{ENV_PREFIX}LAKE_URI"] = self.lake
         items[f"{ENV_PREFIX}CHECKPOINT_URI"] = self.checkpoints
@@ -394,12 +394,14 @@ def variable_of(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
-def source_of(field: str) -> str:
-    """Where a setting's value comes from: 'environment', '.env' or 'default' (the environment wins)."""
-    variable = variable_of(field)
-    if variable in os.environ:
-        return "environment"
-    return ".env" if variable in dotenv_variables() else "default"
+def setting_sources() -> dict[str, str]:
+    """Setting → where its value comes from: 'environment', '.env' or 'default' (the environment wins)."""
+    dotenv = dotenv_variables()
+    sources = {}
+    for name in Settings.model_fields:
+        variable = variable_of(name)
+        sources[name] = "environment" if variable in os.environ else ".env" if variable in dotenv else "default"
+    return sources
 
 
 def _unknown_variable(variables: dict[str, str]) -> str | None:

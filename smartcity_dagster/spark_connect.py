@@ -23,9 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from smartcity.ports import LOOPBACK
 from smartcity.services import Port, Service, listens, running_pid
 from smartcity.settings import RuntimePaths, Settings, load_settings
-from smartcity_dagster.spark_settings import LOOPBACK, driver_settings
+from smartcity_dagster.spark_settings import driver_settings
 
 NAME = "spark"  # its name among the platform's services (var/logs/spark.log, var/run/spark.pid)
 MODULE = "smartcity_dagster.spark_connect"

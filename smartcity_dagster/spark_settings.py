@@ -4,6 +4,7 @@ Connect server); plain dictionaries, so reading them starts no JVM."""
 from __future__ import annotations
 
 from smartcity.jars import SPARK_S3, classpath
+from smartcity.ports import LOOPBACK
 from smartcity.settings import Settings
 from smartcity.spark_s3 import spark_s3_conf, trust_options
 
@@ -19,8 +20,6 @@ RUNTIME_SETTINGS = {
     "spark.sql.parquet.compression.codec": "zstd",
 }
 """Runtime SQL settings, so each Spark Connect session sets its own (a Connect session cannot change static ones)."""
-
-LOOPBACK = "127.0.0.1"
 
 
 def driver_settings(settings: Settings, app_name: str) -> dict[str, str]:

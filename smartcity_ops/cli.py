@@ -19,7 +19,7 @@ from simulator.cli import simulate_command
 from smartcity.commands import configure_logging, run, with_settings
 from smartcity.errors import PlatformError
 from smartcity.kafka.commands import kafka_group
-from smartcity.settings import Settings, source_of, variable_of
+from smartcity.settings import Settings, setting_sources, variable_of
 from smartcity_aws.commands import aws_group
 from spark_streaming.commands import stream_group
 
@@ -45,17 +45,18 @@ SETTINGS_HELP = "\b\nSettings (environment variables, or lines of .env):\n" + "\
 def config_command(settings: Settings) -> None:
     """Validate the configuration and print every setting's effective value and where it came from (environment,
     .env or default); the lines can be sourced by a shell."""
-
     items = settings.public_items()
-    sources = {variable_of(field): source_of(field) for field in Settings.model_fields}
-    items[variable_of("java_home")], sources[variable_of("java_home")] = java_in_use(settings)
+    origins = setting_sources()
+    sources = {variable_of(name): source for name, source in origins.items()}
+    items[variable_of("java_home")], sources[variable_of("java_home")] = java_in_use(settings, origins["java_home"])
     width = max(len(f"{variable}={value}") for variable, value in items.items())
     for variable, value in items.items():
         click.echo(f"{f'{variable}={value}':{width}}  # {sources[variable]}")
 
 
-def java_in_use(settings: Settings) -> tuple[str, str]:
-    """The JDK the platform will run, and why that one (or why none)."""
+def java_in_use(settings: Settings, source: str) -> tuple[str, str]:
+    """The JDK the platform will run, and why that one (or why none); ``source``: where SMARTCITY_JAVA_HOME came
+    from."""
     from smartcity.errors import JavaError
     from smartcity.java import find_java
 
@@ -63,7 +64,7 @@ def java_in_use(settings: Settings) -> tuple[str, str]:
         java = find_java(settings.java_home)
     except JavaError as problem:
         return "", f"none usable: {problem}"
-    origin = source_of("java_home") if settings.java_home else "JAVA_HOME" if os.environ.get("JAVA_HOME") else "PATH"
+    origin = source if settings.java_home else "JAVA_HOME" if os.environ.get("JAVA_HOME") else "PATH"
     return str(java.home), f"{origin}, Java {java.major}"
 
 

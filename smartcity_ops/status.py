@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from smartcity.commands import describe_failure
-from smartcity.errors import ExitCode
+from smartcity.errors import ExitCode, PlatformError
 from smartcity.settings import Settings
 from smartcity.warehouse_url import parse_warehouse_url
 from smartcity_dagster.assets.groups import GROUP_OF_PREFIX, INGESTION, STEPS
@@ -162,7 +162,6 @@ def as_json(state: Health) -> str:
 
 def status_line(settings: Settings) -> str:
     """One line for the running main job: events in Kafka, the stream's lag, the gold data's freshness."""
-    from smartcity.errors import PlatformError
     from smartcity.kafka.admin import topic_offsets
     from spark_streaming.control import committed_offsets
     from spark_streaming.lake import last_committed_batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 import click
 
@@ -53,10 +54,7 @@ def run_in_terminal(settings: Settings, available_now: bool) -> None:
     click.echo(f"stream {'draining Kafka' if available_now else 'running'} (JVM log: "
                f"{'this terminal' if verbose else stream_service(settings).log_file})", err=True)  # fmt: skip
     run_foreground(settings, available_now=available_now, on_batch=report, quiet_jvm=not verbose)
-    quarantined: dict[str, int] = {}
-    for batch in reports:
-        for key, rows in batch.quarantined.items():
-            quarantined[key] = quarantined.get(key, 0) + rows
+    quarantined = sum((Counter(batch.quarantined) for batch in reports), Counter())
     total = describe(sum(b.records for b in reports), sum(b.raw_rows for b in reports), quarantined)
     click.echo(f"{len(reports)} batch(es) committed, {total}, in {time.monotonic() - started:.1f}s")
 

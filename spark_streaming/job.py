@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from smartcity.errors import PlatformError
 from smartcity.jars import classpath, spark_bundles
 from smartcity.kafka.admin import kafka_problem
 from smartcity.object_store import local_root
+from smartcity.ports import LOOPBACK
 from smartcity.processes import children_output_to
 from smartcity.settings import Settings
 from smartcity.spark_s3 import spark_s3_conf, trust_options
@@ -41,7 +43,6 @@ from spark_streaming.validation import clean_rows, diagnose, fast_pass, quaranti
 log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "smartcity-query.json"
 MAX_BACKOFF_S = 60.0
-LOOPBACK = "127.0.0.1"
 
 
 def spark_session(settings: Settings, app_name: str, jvm_output: Path | None = None) -> SparkSession:
@@ -154,10 +155,9 @@ class BatchReport:
 
 def describe(records: int, raw_rows: int, quarantined: dict[str, int]) -> str:
     """'5,000 records: 4,990 raw, 10 quarantined (invalid_json 6, oversized 4)': reasons summed over the topics."""
-    by_reason: dict[str, int] = {}
+    by_reason: Counter[str] = Counter()
     for key, rows in quarantined.items():
-        reason = key.rpartition("/")[2]
-        by_reason[reason] = by_reason.get(reason, 0) + rows
+        by_reason[key.rpartition("/")[2]] += rows
     reasons = ", ".join(f"{reason} {rows:,}" for reason, rows in sorted(by_reason.items()))
     total = sum(quarantined.values())
     return f"{records:,} records: {raw_rows:,} raw, {total:,} quarantined" + (f" ({reasons})" if reasons else "")

@@ -54,7 +54,7 @@ def test_dotenv_may_hold_other_tools_variables_and_its_unknown_settings_are_name
     monkeypatch.setitem(Settings.model_config, "env_file", dotenv)
     dotenv.write_text("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nSMARTCITY_DASHBOARD_REFRESH_SECONDS=30\n")
     assert load_settings().dashboard_refresh_seconds == 30
-    assert settings_module.source_of("dashboard_refresh_seconds") == ".env"
+    assert settings_module.setting_sources()["dashboard_refresh_seconds"] == ".env"
     dotenv.write_text("SMARTCITY_FOO=1\n")
     with pytest.raises(ConfigError) as raised:
         load_settings()

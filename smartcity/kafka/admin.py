@@ -15,6 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from smartcity.errors import BrokerError, BrokerUnreachable
+from smartcity.ports import LOOPBACK
 from smartcity.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _refused(server: str) -> bool:
     if not port.isdigit() or not (host.startswith("127.") or host in LOOPBACK_HOSTS):
         return False  # a remote broker: only its client's timeout can tell
     try:
-        socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "") else host, int(port)), timeout=1).close()
+        socket.create_connection((LOOPBACK if host in ("0.0.0.0", "") else host, int(port)), timeout=1).close()
     except ConnectionRefusedError:
         return True
     except OSError:
