@@ -25,19 +25,21 @@ def _bind_error(host: str, port: int) -> OSError | None:
     return None
 
 
-def listener(port: int) -> str | None:
-    """Who listens on ``port`` (any address): 'pid N (name: command line)', 'a process of another user', or None
-    when no socket listens there (one may still be closing)."""
+def listening_pids(port: int) -> list[int | None]:
+    """The pids of the processes listening on ``port`` (any address); None for a socket whose owner this user cannot
+    see: another user's process, or one whose process is still exiting."""
     with contextlib.suppress(psutil.Error, OSError):
-        for connection in psutil.net_connections(kind="tcp"):
-            if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
-                return _process(connection.pid)
-    return None
+        return [
+            connection.pid
+            for connection in psutil.net_connections(kind="tcp")
+            if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
+        ]
+    return []
 
 
-def _process(pid: int | None) -> str:
+def _describe(pid: int | None) -> str:
     if pid is None:
-        return "a process of another user"
+        return "a process this user cannot see (another user's, or one still exiting)"
     with contextlib.suppress(psutil.Error):
         process = psutil.Process(pid)
         return f"pid {pid} ({process.name()}: {' '.join(' '.join(process.cmdline()).split())[:120]})"
@@ -47,12 +49,16 @@ def _process(pid: int | None) -> str:
 def require_free_port(host: str, port: int, remedy: str, grace: float = 0.0) -> None:
     """Raise :class:`PlatformError` saying how to move the port (``remedy``) if ``host:port`` is taken.
 
-    A port a live process listens on fails at once, naming it. Otherwise ``grace`` seconds allow a process that was
-    just killed to finish releasing its sockets.
+    A port a visible live process listens on fails at once, naming it. Otherwise ``grace`` seconds allow a process
+    that was just killed to finish releasing its sockets: its listening socket can outlive its pid for a moment, and
+    then has no owner anyone can see.
     """
     deadline = time.monotonic() + grace
     while (error := _bind_error(host, port)) is not None:
-        if (holder := listener(port)) is not None:
+        pids = listening_pids(port)
+        live = [pid for pid in pids if pid is not None]
+        if live or (pids and time.monotonic() >= deadline):
+            holder = _describe(live[0] if live else None)
             raise PlatformError(f"port {port} on {host} is taken by {holder}. Stop it, or {remedy}.")
         if time.monotonic() >= deadline:
             raise PlatformError(
