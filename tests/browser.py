@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -25,11 +26,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def served_dashboard(environment: dict[str, str]) -> Iterator[str]:
     """The dashboard served on 127.0.0.1 for ``environment``, as `smartcity dashboard` serves it; yields its URL."""
     settings = settings_from(environment)
-    log_path = settings.var_dir / "dashboard.log"
+    with serving(streamlit_command(settings), {**os.environ, **environment}, settings.dashboard_port,
+                 settings.var_dir / "dashboard.log") as url:  # fmt: skip
+        yield url
+
+
+@contextmanager
+def serving(command: list[str], environment: dict[str, str], port: int, log_path: Path,
+            cwd: Path | None = None) -> Iterator[str]:  # fmt: skip
+    """Streamlit started by ``command`` (its log in ``log_path``), once its health endpoint answers on ``port``."""
     with log_path.open("w") as log:
-        process = subprocess.Popen(streamlit_command(settings), env={**os.environ, **environment},
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{settings.dashboard_port}"
+        process = subprocess.Popen(command, env=environment, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -66,12 +74,37 @@ def drawn_charts(page: Page, expected: int) -> int:
 
 def tile_values(page: Page) -> dict[str, str]:
     """The overview's KPI tiles as shown: label → displayed value."""
-    page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
+    page.wait_for_selector('[data-testid="stMetric"], [data-testid="stException"]', timeout=60_000)
+    failures = page.locator('[data-testid="stException"]')
+    assert not failures.count(), failures.first.inner_text()
     tiles = {}
     for metric in page.locator('[data-testid="stMetric"]').all():
         label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
         tiles[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
     return tiles
+
+
+def every_page_shows_data(browser: Browser, url: str, expected: dict[str, str], artifacts: Path) -> None:
+    """Walk every page of the dashboard at ``url``: the overview's tiles equal ``expected``, the map draws, the
+    trends page draws its five charts, the tables fill, and no page shows an exception. Screenshots go to
+    ``artifacts``."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    assert tile_values(page) == expected
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
+    waits = {"map": '[data-testid="stDeckGlJsonChart"] canvas', "incidents": '[data-testid="stDataFrame"]',
+             "vehicles": '[data-testid="stDataFrame"]'}  # fmt: skip
+    for name in ("overview", "map", "trends", "incidents", "vehicles"):
+        if name != "overview":
+            page.goto(f"{url}/{name}")
+        if name == "trends":
+            assert drawn_charts(page, 5) == 5
+        elif name in waits:
+            page.wait_for_selector(waits[name], timeout=60_000)
+        assert not page.locator('[data-testid="stException"]').count(), name
+        page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+    page.close()
 
 
 def expected_tiles(events: dict[str, pd.DataFrame], quarantined: int = 0) -> dict[str, str]:

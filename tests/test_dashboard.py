@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,8 +24,9 @@ from smartcity.lake_layout import Hour
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.resources.warehouse import warehouse_from_url
-from tests.browser import ARTIFACTS, chromium, drawn_charts, expected_tiles, served_dashboard, tile_values
-from tests.conftest import isolated_environment, settings_from
+from tests.browser import ARTIFACTS, chromium, every_page_shows_data, expected_tiles, served_dashboard, serving
+from tests.conftest import free_ports, isolated_environment, settings_from
+from tests.dockerfile import Image, build
 from tests.graph import run_graph
 
 pytestmark = pytest.mark.spark  # its warehouse comes from running the graph
@@ -133,67 +131,45 @@ def served(city: dict) -> Iterator[str]:
 
 
 def test_a_real_browser_shows_the_numbers_the_map_and_the_charts(city: dict, served: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(served)
-        assert tile_values(page) == city["expected"]
-        page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
-        page.screenshot(path=ARTIFACTS / "overview.png", full_page=True)
-
-        page.goto(f"{served}/map")
-        page.wait_for_selector('[data-testid="stDeckGlJsonChart"] canvas', timeout=60_000)
-        page.screenshot(path=ARTIFACTS / "map.png", full_page=True)
-
-        page.goto(f"{served}/trends")
-        assert drawn_charts(page, 5) == 5
-        page.screenshot(path=ARTIFACTS / "trends.png", full_page=True)
-
-        for name in ("incidents", "vehicles"):
-            page.goto(f"{served}/{name}")
-            page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
-            assert not page.locator('[data-testid="stException"]').count()
-            page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+        every_page_shows_data(browser, served, city["expected"], ARTIFACTS)
 
 
-def dockerfile_lines() -> list[str]:
-    text = (PROJECT_ROOT / "dashboard" / "Dockerfile").read_text().replace("\\\n", " ")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    return build(PROJECT_ROOT / "dashboard" / "Dockerfile", PROJECT_ROOT, tmp_path_factory.mktemp("image"))
 
 
-def test_the_image_copies_everything_the_dashboard_imports(tmp_path: Path) -> None:
-    for line in dockerfile_lines():
-        if line.startswith("COPY "):
-            *sources, target = line.split()[1:]
-            (tmp_path / target).mkdir(parents=True, exist_ok=True)
-            for source in sources:
-                if (PROJECT_ROOT / source).is_dir():
-                    shutil.copytree(PROJECT_ROOT / source, tmp_path / target, dirs_exist_ok=True)
-                else:
-                    (tmp_path / target / Path(source).name).write_bytes((PROJECT_ROOT / source).read_bytes())
-    pages = {page.name for page in (PROJECT_ROOT / "dashboard" / "pages").glob("*.py")}
-    assert pages and pages <= {page.name for page in (tmp_path / "dashboard" / "pages").glob("*.py")}
-    probe = (
-        "import json, sys, dashboard.data, dashboard.views, dashboard.warehouse, smartcity.settings\n"
-        "ours = [m for n, m in sys.modules.items() if n.split('.')[0] in ('dashboard', 'smartcity')]\n"
-        "print(json.dumps(sorted({m.__file__ for m in ours if getattr(m, '__file__', None)})))"
-    )
-    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=environment, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout)
-    assert loaded and all(name.startswith(str(tmp_path)) for name in loaded), loaded
+@pytest.fixture(scope="module")
+def served_image(city: dict, image: Image) -> Iterator[tuple[str, dict[str, str]]]:
+    """The dashboard served by the image's own CMD, files and packages, over the city's warehouse."""
+    port = free_ports(1)[0]
+    environment = image.environment({**city["environment"], "SMARTCITY_DASHBOARD_HOST": "127.0.0.1",
+                                     "SMARTCITY_DASHBOARD_PORT": str(port)})  # fmt: skip
+    log = city["settings"].var_dir / "image-dashboard.log"
+    with serving(image.dockerfile.command(), environment, port, log, cwd=image.root) as url:
+        yield url, environment
 
 
-def test_the_image_health_check_probes_the_served_dashboard(city: dict, served: str) -> None:
-    [health] = [line for line in dockerfile_lines() if line.startswith("HEALTHCHECK")]
-    command = json.loads(health.split(" CMD ", 1)[1])
-    command[0] = sys.executable
-    port = str(city["settings"].dashboard_port)
-    assert subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": port}).returncode == 0
-    closed = subprocess.run(command, env={**os.environ, "SMARTCITY_DASHBOARD_PORT": "9"}, capture_output=True)
+def test_the_image_serves_every_page_from_its_own_files_and_packages(
+    city: dict, image: Image, served_image: tuple[str, dict[str, str]]
+) -> None:
+    """The image's COPY lines and its pip line are enough: every page shows the city's data in a real browser."""
+    url, environment = served_image
+    with chromium() as browser:
+        every_page_shows_data(browser, url, city["expected"], ARTIFACTS / "image")
+    probe = "import sys; print(sys.prefix); import dagster"  # the image holds the dashboard, not the platform
+    result = subprocess.run(["python", "-c", probe], env=environment, cwd=image.root, capture_output=True, text=True)
+    assert result.stdout.strip() == str(image.venv) and "No module named 'dagster'" in result.stderr
+
+
+def test_the_image_health_check_probes_the_served_dashboard(
+    image: Image, served_image: tuple[str, dict[str, str]]
+) -> None:
+    _, environment = served_image
+    health = image.dockerfile.command("HEALTHCHECK")
+    assert subprocess.run(health, env=environment, cwd=image.root).returncode == 0
+    closed = subprocess.run(health, env={**environment, "SMARTCITY_DASHBOARD_PORT": "9"}, capture_output=True)
     assert closed.returncode != 0
 
 
