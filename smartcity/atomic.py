@@ -17,12 +17,19 @@ _AT_FDCWD = -100
 
 
 @contextmanager
-def exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_file`` across processes; the kernel releases it if the holder dies."""
+def exclusive(lock_file: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``lock_file`` across processes; the kernel releases it if the holder dies.
+
+    Yields whether this process holds it: always when ``wait``; without, False at once when another holds it.
+    """
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with lock_file.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def write_json_atomically(path: Path, value: object) -> None:

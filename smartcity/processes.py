@@ -82,13 +82,14 @@ def spawn(
         )
 
 
-def live_pid(pid_file: Path, *markers: str) -> int | None:
-    """The pid recorded in ``pid_file`` if that process is alive and matches ``markers``; a stale file is removed."""
+def live_pid(pid_file: Path, *markers: str, or_markers: tuple[str, ...] = ()) -> int | None:
+    """The pid recorded in ``pid_file`` if that process is alive and matches ``markers`` (or, given, ``or_markers``:
+    another command line that runs the same thing); a stale file is removed."""
     try:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    if is_alive(pid, *markers):
+    if is_alive(pid, *markers) or (or_markers and is_alive(pid, *or_markers)):
         return pid
     pid_file.unlink(missing_ok=True)
     return None

@@ -87,6 +87,9 @@ class Service:
     """Prepares what the service needs (configuration, storage) and returns its command line."""
     markers: tuple[str, ...]
     """Text its command line contains, so a pid file left by a crash never names an unrelated process."""
+    by_hand: tuple[str, ...] = ()
+    """Text the command line of a run started by hand in a terminal contains (`smartcity stream start
+    --foreground`); such a run writes the pid file too, and counts as the running service."""
     ports: tuple[Port | ChosenPort, ...] = ()
     ready: Callable[[int], bool] | None = None
     """Whether the service (its pid given) is ready; None: ready once it runs."""
@@ -110,7 +113,7 @@ class Service:
 
     def pid(self) -> int | None:
         """The pid of the running service, or None (a stale pid file is removed)."""
-        return running_pid(self.paths, self.name, *self.markers)
+        return live_pid(self.pid_file, *self.markers, or_markers=self.by_hand)
 
     def check_ports(self, grace: float = 0.0) -> None:
         """Fail naming the setting to change when a port the service needs is taken."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smartcity.atomic import exclusive
 from smartcity.errors import PlatformError
 from smartcity.kafka.admin import topic_offsets
 from smartcity.processes import graceful_stop
@@ -37,6 +38,7 @@ def stream_service(settings: Settings) -> Service:
         paths=settings.paths,
         command=lambda: [sys.executable, "-m", MARKER, "--mode", "continuous"],
         markers=(MARKER,),
+        by_hand=("smartcity", "stream", "start"),
         ready=lambda pid: StreamPaths.of(settings).heartbeat_pid() == pid,
         stop_timeout=120.0,
         needs=("kafka",),
@@ -57,13 +59,19 @@ def run_foreground(
             f"a stream already runs (pid {other}) on this checkpoint; two queries on one checkpoint would corrupt "
             "it. Stop it first with `smartcity stream stop`."
         )
-    service.pid_file.write_text(str(own_pid))  # so `stream status` and `stream stop` find a foreground run too
-    try:
-        with graceful_stop() as stop:  # SIGTERM/SIGINT: the running batch commits, then the query stops
-            run_stream(settings, available_now, stop, on_batch, service.log_file if quiet_jvm else None)
-    finally:
-        if service.pid_file.exists() and service.pid_file.read_text() == str(own_pid):
-            service.pid_file.unlink()
+    with exclusive(settings.paths.run / "stream.lock", wait=False) as sole:  # whatever the pid file says
+        if not sole:
+            raise PlatformError(
+                "another stream holds this var/ (its lock file var/run/stream.lock); two queries on one checkpoint "
+                "would corrupt it. Stop it first with `smartcity stream stop`."
+            )
+        service.pid_file.write_text(str(own_pid))  # so `stream status` and `stream stop` find a foreground run too
+        try:
+            with graceful_stop() as stop:  # SIGTERM/SIGINT: the running batch commits, then the query stops
+                run_stream(settings, available_now, stop, on_batch, service.log_file if quiet_jvm else None)
+        finally:
+            if service.pid_file.exists() and service.pid_file.read_text() == str(own_pid):
+                service.pid_file.unlink()
 
 
 @dataclass

@@ -184,6 +184,37 @@ def test_a_stop_during_a_backlog_commits_the_running_batch_and_a_restart_resumes
     assert_exactly_once(environment, ledger_rows(first, second))
 
 
+def test_a_stream_started_by_hand_is_the_running_stream_for_every_command(
+    broker: Service, settings: Settings, tmp_path: Path
+) -> None:
+    """A foreground stream in a terminal owns the checkpoint: a background start (as `run` and `up` do) reuses it
+    instead of starting a second query on the same checkpoint, and `stream stop` stops it cleanly."""
+    environment = stream_environment(settings, tmp_path)
+    simulate(environment, tmp_path / "ledger.csv", "--seed", "3", "--max-events", "2000")
+    by_hand = subprocess.Popen([SMARTCITY, "stream", "start", "--foreground"], env={**os.environ, **environment},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip  # a shell's job: it leads its process group
+    try:
+        wait_for_batches(environment, 0)
+        again = run_cli("stream", "start", env=environment)
+        assert again.returncode == 0 and f"stream already running (pid {by_hand.pid})" in again.stdout, again
+        service = stream_service(settings_from(environment))
+        assert service.pid() == by_hand.pid
+        service.pid_file.unlink()  # a lost pid file: the stream's lock still keeps a second query off the checkpoint
+        drain_too = [sys.executable, "-m", "spark_streaming", "--mode", "available-now"]
+        second = subprocess.run(drain_too, env={**os.environ, **environment}, capture_output=True, text=True)
+        assert second.returncode == 1 and "another stream holds this var/" in second.stderr, second.stderr
+        service.pid_file.write_text(str(by_hand.pid))
+        stopped = run_cli("stream", "stop", env=environment)
+        assert stopped.returncode == 0 and f"stream stopped (pid {by_hand.pid})" in stopped.stdout, stopped
+        out, err = by_hand.communicate(timeout=60)
+    finally:
+        if by_hand.poll() is None:
+            os.killpg(by_hand.pid, signal.SIGKILL)
+    assert by_hand.returncode == 0, err
+    assert "batch 0: " in out and "batch(es) committed, 2,000 records" in out, out
+
+
 def test_spark_submit_runs_the_stream(broker: Service, settings: Settings, tmp_path: Path) -> None:
     """The cluster entry point, on a local master: spark-submit's master and driver addresses win over ours."""
     environment = stream_environment(settings, tmp_path)
