@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from smartcity import postgres
@@ -78,6 +79,20 @@ def isolated_environment(var_dir: Path) -> dict[str, str]:
         f"{ENV_PREFIX}VAR_DIR": str(var_dir),
         **{variable_of(name): str(port) for name, port in zip(PORT_SETTINGS, ports, strict=True)},
     }
+
+
+def processes_of(var_dir: Path) -> list[str]:
+    """The live processes of a platform with this var/: their command line names it, or their environment sets it
+    (a Dagster code server's command line names neither). Zombies and this process are left out."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = " ".join(process.cmdline())
+            if str(var_dir) in command or process.environ().get(f"{ENV_PREFIX}VAR_DIR") == str(var_dir):
+                found.append(f"pid {process.pid}: {command[:160]}")
+    return found
 
 
 def settings_from(environment: dict[str, str]) -> Settings:

@@ -27,7 +27,7 @@ from smartcity.kafka.broker import broker_service
 from smartcity.settings import Settings
 from smartcity_ops.cli import OPTIONAL_SERVICES, chosen, cli
 from smartcity_ops.services import SERVICES, services
-from tests.conftest import SMARTCITY, run_cli, settings_from
+from tests.conftest import SMARTCITY, processes_of, run_cli, settings_from
 
 COMPONENTS = ("kafka", "stream", "spark", "daemon", "dagster", "dashboard")
 
@@ -200,6 +200,8 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
             assert f"  {component:10s} up" in status.stdout, status.stdout
         assert "  warehouse  20" in status.stdout and "newest event" in status.stdout, status.stdout
         assert not exposed_listeners(settings), "every listener binds to loopback unless a setting says otherwise"
+        running = processes_of(settings.var_dir)  # what must be gone after Ctrl-C, code servers included
+        assert sum("dagster api grpc" in line for line in running) >= 2, running  # the UI's and the daemon's
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=120)
@@ -210,6 +212,7 @@ def test_run_brings_up_the_platform_loads_the_warehouse_then_stops_everything(
     assert "simulation summary" in (settings.paths.logs / "simulator.log").read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.dagster_port}/server_info", timeout=5)
+    assert processes_of(settings.var_dir) == [], "the platform left processes behind after Ctrl-C"
 
 
 def loopback(ip: str) -> bool:

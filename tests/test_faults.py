@@ -24,7 +24,7 @@ import pytest
 from dashboard.warehouse import NoData, WarehouseUnavailable, query
 from smartcity.settings import Settings
 from smartcity_ops.services import SERVICES
-from tests.conftest import SMARTCITY, run_cli, settings_from
+from tests.conftest import SMARTCITY, processes_of, run_cli, settings_from
 from tests.pipeline import (
     FAULTS,
     dry_run_events,
@@ -134,6 +134,7 @@ def test_warehouse_reconciles_after_a_broker_restart_and_sigkills_of_stream_and_
     assert "  simulator  not running" in stopped.stdout, stopped.stdout
     status = run_cli("status", env=environment).stdout
     assert all(f"  {component:10s} down" in status for component in COMPONENTS), status
+    assert processes_of(settings.var_dir) == [], "the platform left processes behind after down"
 
     assert len(rows) == len(dry.read_text().splitlines()), "every message sent was acknowledged despite the restart"
     vehicles = query(settings.warehouse, "SELECT hour_start, vehicles_reporting FROM gold.fleet_hourly")
