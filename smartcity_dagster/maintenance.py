@@ -1,4 +1,5 @@
-"""Maintenance jobs: retention (lake partitions, catalog entries and warehouse rows) and small-file compaction.
+"""Maintenance jobs: retention (lake partitions, catalog entries and warehouse rows), small-file compaction, and
+the retention of Dagster's own run history.
 
 Retention defaults to 365 days, mirroring the S3 lifecycle rule of the aws profile; compaction rewrites the
 stream's per-batch files of each raw and quarantine hour into one file (readers see the old hour or the new one).
@@ -16,6 +17,7 @@ from smartcity_dagster.assets.catalog import CATALOG_POOL, LANDED_TABLES, partit
 from smartcity_dagster.resources.catalog import GlueCatalog
 from smartcity_dagster.resources.lake import LakeStorage
 from smartcity_dagster.resources.warehouse import Warehouse
+from smartcity_dagster.run_history import purge_runs_before
 
 
 def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
@@ -51,9 +53,21 @@ def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[
             catalog.register_table(LANDED_TABLES[zone][streams[topic]], lake.location(zone, topic), entries, hours)
         context.log.info(f"compacted {len(compacted)} hour(s)")
 
+    @dg.op(description=f"Delete finished Dagster runs older than {settings.run_history_days} days, with their "
+           "event logs and captured output.")  # fmt: skip
+    def purge_run_history(context: OpExecutionContext) -> None:
+        cutoff = datetime.now(UTC) - timedelta(days=settings.run_history_days)
+        purged = purge_runs_before(context.instance, cutoff)
+        context.log.info(f"run history before {cutoff:%Y-%m-%d %H:%M} UTC: {purged.runs} run(s) deleted, "
+                         f"{purged.bytes_freed / 1e6:.1f} MB freed")  # fmt: skip
+
     @dg.job(description="Retention: drop what is older than the configured policy everywhere it is stored.")
     def retention_job() -> None:
         apply_retention()
+
+    @dg.job(description="Run history retention: the instance keeps finished runs for SMARTCITY_RUN_HISTORY_DAYS.")
+    def run_history_job() -> None:
+        purge_run_history()
 
     @dg.job(description="Compaction of the raw and quarantine zones' small files, hour by hour.")
     def compaction_job() -> None:
@@ -64,5 +78,7 @@ def build_maintenance(settings: Settings) -> tuple[list[dg.JobDefinition], list[
                               default_status=dg.DefaultScheduleStatus.RUNNING),
         dg.ScheduleDefinition(job=compaction_job, cron_schedule="15 * * * *",
                               default_status=dg.DefaultScheduleStatus.RUNNING),
+        dg.ScheduleDefinition(job=run_history_job, cron_schedule="45 * * * *",
+                              default_status=dg.DefaultScheduleStatus.RUNNING),
     ]  # fmt: skip
-    return [retention_job, compaction_job], schedules
+    return [retention_job, compaction_job, run_history_job], schedules

@@ -100,6 +100,7 @@ def test_sensors_and_schedules_are_on_by_default(settings: Settings) -> None:
     assert schedules == {
         "retention_job": dg.DefaultScheduleStatus.RUNNING,
         "compaction_job": dg.DefaultScheduleStatus.RUNNING,
+        "run_history_job": dg.DefaultScheduleStatus.RUNNING,
         "lake_cost_job": dg.DefaultScheduleStatus.RUNNING,
     }
 
