@@ -57,7 +57,8 @@ def freshness_line(as_of: datetime | None, stale_minutes: int) -> None:
         st.info("No events in the warehouse yet.")
         return
     age = datetime.now(UTC).replace(tzinfo=None) - as_of
-    text = f"Data as of **{as_of:%Y-%m-%d %H:%M:%S} UTC** ({_age(age)} ago)"
+    when = f"{_age(age)} ago" if age >= timedelta(0) else f"{_age(-age)} ahead of this clock"
+    text = f"Data as of **{as_of:%Y-%m-%d %H:%M:%S} UTC** ({when})"
     if age > timedelta(minutes=stale_minutes):
         st.warning(f"{text}: older than {stale_minutes} minutes. Is the pipeline running? (`smartcity status`)")
     else:
@@ -65,7 +66,7 @@ def freshness_line(as_of: datetime | None, stale_minutes: int) -> None:
 
 
 def _age(age: timedelta) -> str:
-    seconds = max(int(age.total_seconds()), 0)
+    seconds = int(age.total_seconds())
     return (
         f"{seconds // 3600} h {seconds % 3600 // 60} min"
         if seconds >= 3600

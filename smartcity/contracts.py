@@ -35,6 +35,7 @@ QUARANTINE_REASONS = (
     "invalid_format",
     "out_of_range",
     "unknown_field",
+    "implausible_time",
 )
 
 

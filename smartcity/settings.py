@@ -205,8 +205,17 @@ class Settings(BaseSettings):
 
     partitions_start: date = Field(date(2026, 1, 1), description="first day (UTC) of the hourly partitions, YYYY-MM-DD")
     late_data_days: int = Field(2, ge=1, le=30, description="days back the lake sensor looks for late data (1-30)")
+    future_tolerance_hours: float = Field(
+        24.0,
+        gt=0,
+        description="how far an event's time may lie ahead of its ingestion, hours; further (a wrong "
+        "clock) is quarantined as implausible_time. The simulator's fast mode runs its clock ahead of real time",
+    )
     retention_days: int = Field(
         365, ge=1, description="days of lake partitions and warehouse rows kept (mirrors the S3 lifecycle)"
+    )
+    run_history_days: int = Field(
+        7, ge=2, description="days of finished Dagster runs kept with their logs (more than SMARTCITY_LATE_DATA_DAYS)"
     )
 
     dagster_host: str = Field("127.0.0.1", description="address the Dagster UI listens on")
@@ -230,6 +239,11 @@ class Settings(BaseSettings):
                 f"SMARTCITY_RETENTION_DAYS={self.retention_days} is too short for the aws profile's lifecycle: raw "
                 f"data moves to STANDARD_IA after {aws_rules.RAW_TO_STANDARD_IA_DAYS} days and to GLACIER_IR after "
                 f"{aws_rules.RAW_TO_GLACIER_IR_DAYS}, so it must be kept longer than that"
+            )
+        if self.run_history_days <= self.late_data_days:
+            raise ValueError(
+                f"SMARTCITY_RUN_HISTORY_DAYS={self.run_history_days} must be more than SMARTCITY_LATE_DATA_DAYS="
+                f"{self.late_data_days}: automation reads the runs of the hours it may still re-process"
             )
         if self.lake_on_s3 and self.s3_log_bucket is None:
             try:

@@ -145,7 +145,9 @@ def build_lake_sensor(
         updates, cursor = scan(lake, settings.topics, now, settings.late_data_days, seen)
         valid_keys = set(partitions.get_partition_keys(current_time=now))
         outside = [u for u in updates if u.hour.key not in valid_keys]
-        for update in outside:  # before the partitions start, or ahead of the clock: keep them for later
+        # Ahead of the clock (the stream quarantines what lies further ahead than SMARTCITY_FUTURE_TOLERANCE_HOURS
+        # as implausible_time): run once the clock reaches their hour.
+        for update in outside:
             context.log.warning(
                 f"{update.zone}.{update.stream} has data for {update.hour.key}, outside the hourly partitions"
             )

@@ -130,6 +130,8 @@ def health(settings: Settings) -> Health:
 def freshness(gold: GoldState) -> str:
     if gold.newest_event is None:
         return f"unknown ({gold.problem})" if gold.problem != "no data yet" else "no data yet"
+    if gold.age_minutes is not None and gold.age_minutes < 0:  # a clock ahead: the device's, or this machine's behind
+        return f"newest event {gold.newest_event} UTC ({-gold.age_minutes:.1f} min ahead of this machine's clock)"
     return f"newest event {gold.newest_event} UTC ({gold.age_minutes:.1f} min old)"
 
 

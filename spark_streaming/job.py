@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
@@ -38,7 +38,14 @@ from smartcity.settings import Settings
 from smartcity.spark_s3 import spark_s3_conf, trust_options
 from spark_streaming.lake import Lake, batch_timestamp, quarantine_reasons, row_counts
 from spark_streaming.paths import QUERY_NAME, StreamPaths
-from spark_streaming.validation import clean_rows, diagnose, fast_pass, quarantined_rows, valid_rows
+from spark_streaming.validation import (
+    PlausibleTimes,
+    clean_rows,
+    diagnose,
+    fast_pass,
+    quarantined_rows,
+    valid_rows,
+)
 
 log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "smartcity-query.json"
@@ -172,6 +179,8 @@ class BatchWriter:
     def __init__(self, settings: Settings, paths: StreamPaths, on_batch: BatchListener | None = None) -> None:
         self.topics = {topic: CONTRACTS[stream] for stream, topic in settings.topics.items()}
         self.paths = paths
+        self.first_partition = datetime.combine(settings.partitions_start, datetime.min.time(), UTC)
+        self.tolerance = timedelta(hours=settings.future_tolerance_hours)
         self.on_batch = on_batch
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -180,12 +189,14 @@ class BatchWriter:
         lake.forget_intents(before=batch_id)  # batches before this one are in Spark's commit log
         stage = lake.stage(batch_id)
         lake.storage.delete_prefix(stage)
-        ingest_time = batch_timestamp(self.paths.checkpoint, batch_id)
+        ingest_time = batch_timestamp(self.paths.checkpoint, batch_id)  # the same when the batch is replayed
+        times = PlausibleTimes(self.first_partition, ingest_time + self.tolerance)
         batch.persist()
         try:
             records = batch.count()  # materialise the cache once, before five concurrent jobs would each read Kafka
             with ThreadPoolExecutor(max_workers=len(self.topics)) as pool:
-                list(pool.map(lambda item: self._stage_topic(batch, stage, ingest_time, *item), self.topics.items()))
+                list(pool.map(lambda item: self._stage_topic(batch, stage, times, ingest_time, *item),
+                              self.topics.items()))  # fmt: skip
         finally:
             batch.unpersist()
         moves = [
@@ -207,7 +218,9 @@ class BatchWriter:
                      describe(report.records, report.raw_rows, report.quarantined), report.seconds)  # fmt: skip
         write_heartbeat(self.paths.heartbeat, {"pid": os.getpid(), "state": "running", "last_batch": batch_id})
 
-    def _stage_topic(self, batch: DataFrame, stage: str, ingest_time: datetime, topic: str, contract: Contract) -> None:
+    def _stage_topic(
+        self, batch: DataFrame, stage: str, times: PlausibleTimes, ingest_time: datetime, topic: str, contract: Contract
+    ) -> None:
         """Validate one topic's records and write its raw and quarantine files to the staging prefix.
 
         Each output is coalesced to one task: the five topics run concurrently, and an hour gets one file
@@ -217,7 +230,7 @@ class BatchWriter:
         raw, quarantine = (storage.spark_uri(f"{stage}/{zone}/{topic}") for zone in ("raw", "quarantine"))
         # Not cached: building a columnar cache of every checked record cost a tenth of the stream's CPU. The rare
         # batch with suspects computes the fast pass again, from the cached batch.
-        checked = fast_pass(batch.where(F.col("topic") == topic), contract)
+        checked = fast_pass(batch.where(F.col("topic") == topic), contract, times)
         # One job writes the clean records and counts the suspects; the precise pass, a large plan, runs only when
         # there are suspects, on them alone.
         suspects = Observation()
@@ -225,7 +238,7 @@ class BatchWriter:
         self._write_raw(clean_rows(counted, contract), contract, ingest_time, raw)
         if suspects.get["n"] == 0:
             return
-        diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract).persist()
+        diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), contract, times).persist()
         try:
             valid_suspects = Observation()
             quarantined_rows(

@@ -7,10 +7,15 @@ required field, out of range, badly formatted or carrying unknown fields. Only s
 pass: parsed as VARIANT (``try_parse_json``), which keeps JSON token types, each check of
 :mod:`smartcity.contracts` runs in the order of ``QUARANTINE_REASONS`` and the first failure becomes the
 record's ``reason`` with a human ``reason_detail``; a suspect that passes every check is valid after all.
+
+Last comes the event time the platform can place (:class:`PlausibleTimes`): not before the first hourly
+partition, and not further ahead of the batch's ingestion than a tolerance. A device with a wrong clock (a GPS
+week rollover puts it decades back) otherwise lands in an hour no partition or sensor will ever look at.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 
@@ -29,9 +34,31 @@ from smartcity.contracts import (
 SPARK_TYPES = {"string": "string", "uuid": "string", "timestamp": "timestamp", "double": "double", "integer": "bigint"}
 _NUMERIC = r"^(BIGINT|INT|SMALLINT|TINYINT|DOUBLE|FLOAT|DECIMAL\(\d+,\d+\))$"
 _TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+EVENT_TIME = "event_time"
+"""Every contract's event time: what the raw zone is partitioned by."""
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 _NOT_A_STRING = r"^([\[{]|true$|false$|-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$)"
 """The text ``from_json`` makes of an object, an array, a boolean or a number."""
+
+
+@dataclass(frozen=True)
+class PlausibleTimes:
+    """The event times a batch accepts: from the first partition's start to its ingestion plus the tolerance."""
+
+    earliest: datetime
+    latest: datetime
+
+    def outside(self, event_time: Column) -> Column:
+        return event_time.isNotNull() & ((event_time < F.lit(self.earliest)) | (event_time > F.lit(self.latest)))
+
+    def detail(self, event_time: Column) -> Column:
+        shown = F.date_format(event_time, "yyyy-MM-dd'T'HH:mm:ss'Z'")
+        return F.when(
+            event_time < F.lit(self.earliest),
+            F.concat(F.lit("event time "), shown, F.lit(f" is before the first partition ({self.earliest:%Y-%m-%d})")),
+        ).otherwise(
+            F.concat(F.lit("event time "), shown,
+                     F.lit(f" is ahead of the latest accepted ({self.latest:%Y-%m-%dT%H:%M:%SZ})")))  # fmt: skip
 
 
 def _kafka_metadata() -> list[Column]:
@@ -110,7 +137,7 @@ def _failures(fields: list[Field], condition: object) -> Column:
     return F.when(joined != "", joined)
 
 
-def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
+def diagnose(batch: DataFrame, contract: Contract, times: PlausibleTimes) -> DataFrame:
     """The precise pass: typed columns, Kafka metadata, ``reason`` and ``reason_detail`` (NULL when valid)."""
     fields = list(contract.fields)
     parsed = batch.select(
@@ -161,6 +188,7 @@ def diagnose(batch: DataFrame, contract: Contract) -> DataFrame:
         "out_of_range": _check(F.col("_out_of_range"), "out of range or not allowed: "),
         "unknown_field": (F.size("_unknown") > 0,
                           F.concat(F.lit("unknown field(s): "), F.array_join("_unknown", ", "))),
+        "implausible_time": (times.outside(F.col(EVENT_TIME)), times.detail(F.col(EVENT_TIME))),
     }  # fmt: skip
     assert tuple(checks) == QUARANTINE_REASONS
     reason = F.coalesce(*[F.when(condition, F.lit(name)) for name, (condition, _) in checks.items()])
@@ -189,7 +217,7 @@ def _maybe_not_a_string(value: Column) -> Column:
     return value.isNotNull() & value.rlike(_NOT_A_STRING)
 
 
-def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
+def fast_pass(batch: DataFrame, contract: Contract, times: PlausibleTimes) -> DataFrame:
     """Typed columns from ``from_json`` plus a ``_suspect`` flag for anything the precise pass must look at.
 
     ``batch`` has the Kafka source's columns: key, value, topic, partition, offset, timestamp.
@@ -217,6 +245,7 @@ def fast_pass(batch: DataFrame, contract: Contract) -> DataFrame:
         # More keys than known field names among them: an unknown field (or a repeated one, which the precise
         # pass then judges). Unlike array_except, array_contains is compiled by codegen: a tenth of the stream's CPU.
         F.size("_keys") > reduce(Column.__add__, [F.array_contains("_keys", f.name).cast("int") for f in fields]),
+        times.outside(F.col(EVENT_TIME)),
     ]
     for field in fields:
         if field.required:
@@ -255,8 +284,8 @@ def valid_rows(validated: DataFrame, contract: Contract, ingest_time: datetime) 
         *names,
         *KAFKA_COLUMNS,
         F.lit(ingest_time).alias("ingest_time"),
-        F.date_format("event_time", "yyyy-MM-dd").alias("event_date"),
-        F.date_format("event_time", "HH").alias("event_hour"),
+        F.date_format(EVENT_TIME, "yyyy-MM-dd").alias("event_date"),
+        F.date_format(EVENT_TIME, "HH").alias("event_hour"),
     )
 
 

@@ -27,6 +27,7 @@ from smartcity.kafka.admin import topic_offsets
 from smartcity.services import Service
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_ops.cli import cli
+from smartcity_ops.status import GoldState, freshness
 from tests.conftest import SMARTCITY, run_cli
 
 SLOW_NETWORK = {"SMARTCITY_KAFKA_TIMEOUT_SECONDS": "300"}
@@ -237,3 +238,9 @@ def test_the_readme_documents_every_exit_status() -> None:
     section = readme[readme.index("## When something goes wrong") :]
     documented = {int(code) for code in re.findall(r"^\| `(\d+)` \|", section, re.MULTILINE)}
     assert documented == {code.value for code in ExitCode}
+
+
+def test_a_newest_event_ahead_of_the_clock_is_never_a_negative_age() -> None:
+    ahead = freshness(GoldState("2026-12-02 10:12:30", -12.5))
+    assert ahead == "newest event 2026-12-02 10:12:30 UTC (12.5 min ahead of this machine's clock)"
+    assert freshness(GoldState("2026-12-02 10:12:30", 3.0)).endswith("(3.0 min old)")

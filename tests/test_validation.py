@@ -17,7 +17,7 @@ from smartcity.contracts import QUARANTINE_REASONS, TRAFFIC
 from smartcity.settings import Settings
 from spark_streaming.job import BatchWriter, spark_session
 from spark_streaming.paths import StreamPaths
-from spark_streaming.validation import clean_rows, diagnose, fast_pass
+from spark_streaming.validation import PlausibleTimes, clean_rows, diagnose, fast_pass
 
 pytestmark = pytest.mark.spark
 
@@ -77,7 +77,15 @@ CASES: list[tuple[str, bytes, str | None]] = [
     ("a string that reads as a number", payload(camera_id="7"), None),  # a suspect, valid
     ("a string that reads as true", payload(snapshot_key="true"), None),  # a suspect, valid
     ("a string starting with digits", payload(snapshot_key="0815-07.jpg"), None),
+    ("a clock decades back (a GPS week rollover)", payload(event_time="2007-04-13T08:15:30.123Z"), "implausible_time"),
+    ("just before the first partition", payload(event_time="2025-12-31T23:59:59.999Z"), "implausible_time"),
+    ("the first partition's first instant", payload(event_time="2026-01-01T00:00:00.000Z"), None),
+    ("a replay of a past day", payload(event_time="2026-03-01T12:00:00.000Z"), None),
+    ("a clock hours ahead of the tolerance", payload(event_time="2026-11-27T12:15:30.123Z"), "implausible_time"),
+    ("ahead of ingestion, within the tolerance", payload(event_time="2026-11-27T09:29:59.999Z"), None),
 ]
+TIMES = PlausibleTimes(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 11, 27, 9, 30, tzinfo=UTC))
+"""A batch ingested at 08:30 on the day of ``VALID`` with an hour's tolerance, partitions from 2026."""
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +106,8 @@ def kafka_batch(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
 def validate(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
     """Kafka-shaped rows through the fast pass; suspects through the precise pass; one reason per offset."""
     batch = kafka_batch(spark, payloads)
-    checked = fast_pass(batch, TRAFFIC)
-    diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), TRAFFIC)
+    checked = fast_pass(batch, TRAFFIC, TIMES)
+    diagnosed = diagnose(checked.where("_suspect").select(*batch.columns), TRAFFIC, TIMES)
     return clean_rows(checked, TRAFFIC).unionByName(diagnosed)
 
 
@@ -133,7 +141,9 @@ def test_a_batch_lands_as_one_file_per_hour_and_a_replay_lands_in_the_same_place
     (paths.checkpoint / "offsets" / "7").write_text(
         f'v1\n{{"batchWatermarkMs":0,"batchTimestampMs":{int(planned.timestamp() * 1000)}}}\n{{}}'
     )
-    batch = kafka_batch(spark, [payload(), payload(vehicle_count=12.0), b'{"event_id": '])
+    wrong_clocks = [payload(event_time="2006-11-27T08:15:30.123Z"),  # before the first partition
+                    payload(event_time="2026-11-28T10:00:00.000Z")]  # fmt: skip  # past planned + 24 h, the default
+    batch = kafka_batch(spark, [payload(), payload(vehicle_count=12.0), b'{"event_id": ', *wrong_clocks])
     lake = tmp_path / "lake"
     for _attempt in range(2):  # the second call is a replay of batch 7
         BatchWriter(settings, paths)(batch, 7)
@@ -146,6 +156,12 @@ def test_a_batch_lands_as_one_file_per_hour_and_a_replay_lands_in_the_same_place
             "quarantine/traffic_data/ingest_date=2026-11-27/ingest_hour=09/part-b000000000007.parquet"
         ]
         rows = pq.read_table(quarantined[0]).to_pylist()
-        assert [row["reason"] for row in rows] == ["invalid_json"]
+        assert sorted(row["reason"] for row in rows) == ["implausible_time", "implausible_time", "invalid_json"]
         assert {row["ingest_time"] for row in rows + raw.to_pylist()} == {planned.replace(tzinfo=None)}  # UTC
-    assert paths.lake.manifests()[0]["quarantine_rows"] == {"traffic_data/invalid_json": 1}
+    assert paths.lake.manifests()[0]["quarantine_rows"] == {"traffic_data/invalid_json": 1,
+                                                             "traffic_data/implausible_time": 2}  # fmt: skip
+    details = sorted(row["reason_detail"] for row in rows if row["reason"] == "implausible_time")
+    assert details == [
+        "event time 2006-11-27T08:15:30Z is before the first partition (2026-01-01)",
+        "event time 2026-11-28T10:00:00Z is ahead of the latest accepted (2026-11-28T09:59:59Z)",
+    ]
