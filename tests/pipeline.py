@@ -93,14 +93,14 @@ def assert_exactly_once(environment: dict[str, str], rows: list[dict[str, str]])
     return raw, quarantine
 
 
-def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float = 300) -> None:
-    """Wait until the background stream has published batch ``minimum`` or a later one."""
+def wait_for_batches(environment: dict[str, str], minimum: int, timeout: float = 300) -> int:
+    """Wait until the background stream has published batch ``minimum`` or a later one; return the latest."""
     heartbeat = Path(environment["SMARTCITY_VAR_DIR"]) / "stream" / "heartbeat.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         last = json.loads(heartbeat.read_text()).get("last_batch") if heartbeat.exists() else None
         if last is not None and last >= minimum:
-            return
+            return last
         time.sleep(0.5)
     raise AssertionError(f"no batch {minimum} within {timeout}s")
 

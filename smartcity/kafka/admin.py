@@ -105,8 +105,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     except KafkaException as exc:
         raise unreachable(settings, exc) from exc
     wanted = settings.kafka_partitions
-    missing = [
-        NewTopic(name, num_partitions=wanted, replication_factor=1)
+    missing = [  # replicated as the cluster's default.replication.factor says (three on the test's cluster)
+        NewTopic(name, num_partitions=wanted, replication_factor=-1)
         for name in settings.topics.values()
         if name not in existing
     ]

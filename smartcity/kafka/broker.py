@@ -14,6 +14,8 @@ import os
 import socket
 import subprocess
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from smartcity.errors import BrokerError
@@ -72,7 +74,7 @@ def broker_service(settings: Settings) -> Service:
 
 
 def config_file(settings: Settings) -> Path:
-    return settings.paths.kafka / "server.properties"
+    return local_node(settings).config
 
 
 def _ready(settings: Settings) -> bool:
@@ -83,59 +85,110 @@ def _ready(settings: Settings) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class KraftNode:
+    """One combined broker and controller of a KRaft cluster: the local broker is node 1 of a cluster of one."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    directory: Path
+    """Its configuration, and its log segments under ``data/``."""
+
+    @property
+    def advertised(self) -> str:
+        return socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def voter(self) -> str:
+        return f"{self.node_id}@{self.advertised}:{self.controller_port}"
+
+
+def local_node(settings: Settings) -> KraftNode:
+    return KraftNode(NODE_ID, settings.kafka_listen_host, settings.kafka_port, settings.kafka_controller_port,
+                     settings.paths.kafka)  # fmt: skip
+
+
 def _prepare(settings: Settings) -> list[str]:
     """Write the broker's configuration, format its storage on first start, and return its command line."""
     settings.paths.ensure()
-    java = find_java(settings.java_home)
-    jars = os.pathsep.join(str(jar) for jar in classpath(settings, KAFKA_BROKER))
-    log4j_file = settings.paths.kafka / "log4j2.properties"
-    log4j_file.write_text(LOG4J2_PROPERTIES)
-    config_file(settings).write_text("".join(f"{key}={value}\n" for key, value in _properties(settings).items()))
-    _format_storage(settings, java.executable, jars, log4j_file)
-    return [str(java.executable), HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j_file}", f"-Dkafka.logs.dir={settings.paths.logs}",
-            "-cp", jars, MAIN_CLASS, str(config_file(settings))]  # fmt: skip
+    node = local_node(settings)
+    java = find_java(settings.java_home).executable
+    prepare_node(node, [node], settings.kafka_partitions, java, settings, new_cluster_id)
+    return node_command(node, java, settings)
 
 
-def _properties(settings: Settings) -> dict[str, object]:
-    s = settings
-    host = s.kafka_listen_host
-    advertised = socket.gethostname() if host in ("0.0.0.0", "::") else host
+def prepare_node(
+    node: KraftNode, voters: list[KraftNode], partitions: int, java: Path, settings: Settings,
+    cluster_id: Callable[[], str],
+) -> None:  # fmt: skip
+    """Write ``node``'s configuration in a cluster of ``voters`` and format its storage on first start (with the id
+    ``cluster_id`` gives: every node of a cluster shares it)."""
+    node.data.mkdir(parents=True, exist_ok=True)
+    _log4j_file(node).write_text(LOG4J2_PROPERTIES)
+    properties = node_properties(node, voters, partitions)
+    node.config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+    if (node.data / "meta.properties").exists():
+        return
+    command = [str(java), f"-Dlog4j2.configurationFile={_log4j_file(node)}", "-cp", _jars(settings), STORAGE_TOOL,
+               "format", "--ignore-formatted", "-t", (identifier := cluster_id()), "-c", str(node.config)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise BrokerError(f"formatting Kafka storage in {node.data} failed:\n{result.stdout}{result.stderr}")
+    log.info("formatted KRaft storage of node %d (cluster id %s)", node.node_id, identifier)
+
+
+def node_command(node: KraftNode, java: Path, settings: Settings) -> list[str]:
+    return [str(java), HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={_log4j_file(node)}", f"-Dkafka.logs.dir={settings.paths.logs}",
+            "-cp", _jars(settings), MAIN_CLASS, str(node.config)]  # fmt: skip
+
+
+def _jars(settings: Settings) -> str:
+    return os.pathsep.join(str(jar) for jar in classpath(settings, KAFKA_BROKER))
+
+
+def _log4j_file(node: KraftNode) -> Path:
+    return node.directory / "log4j2.properties"
+
+
+def node_properties(node: KraftNode, voters: list[KraftNode], partitions: int) -> dict[str, object]:
+    """A node's server.properties. In a cluster of three or more, internal topics and new topics are replicated
+    three times and a write needs two in-sync replicas, so ``acks=all`` survives one node down."""
+    replicas = min(len(voters), 3)
+    in_sync = min(replicas, 2)
     return {
         "process.roles": "broker,controller",
-        "node.id": NODE_ID,
-        "controller.quorum.voters": f"{NODE_ID}@{advertised}:{s.kafka_controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{advertised}:{s.kafka_port}",
+        "node.id": node.node_id,
+        "controller.quorum.voters": ",".join(voter.voter for voter in voters),
+        "listeners": f"PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{node.advertised}:{node.port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": s.paths.kafka_data,
-        "num.partitions": s.kafka_partitions,
-        "offsets.topic.replication.factor": 1,
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.min.isr": 1,
-        "share.coordinator.state.topic.replication.factor": 1,
-        "share.coordinator.state.topic.min.isr": 1,
+        "log.dirs": node.data,
+        "num.partitions": partitions,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": 0,
         # Producers must name existing topics: a typo fails loudly instead of creating a new topic.
         "auto.create.topics.enable": "false",
         "log.retention.hours": 168,
     }
-
-
-def _format_storage(settings: Settings, java: Path, jars: str, log4j_file: Path) -> None:
-    """Format the KRaft storage on first start; an existing, formatted log dir is left alone."""
-    data = settings.paths.kafka_data
-    if (data / "meta.properties").exists():
-        return
-    cluster_id = new_cluster_id()
-    command = [str(java), f"-Dlog4j2.configurationFile={log4j_file}", "-cp", jars, STORAGE_TOOL, "format",
-               "--ignore-formatted", "-t", cluster_id, "-c", str(config_file(settings))]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    if result.returncode != 0:
-        raise BrokerError(f"formatting Kafka storage in {data} failed:\n{result.stdout}{result.stderr}")
-    log.info("formatted KRaft storage (cluster id %s)", cluster_id)
 
 
 def new_cluster_id() -> str:
