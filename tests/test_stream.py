@@ -38,6 +38,7 @@ from tests.pipeline import (
     stream_environment,
     wait_for_batches,
 )
+from tests.spark_cluster import SparkCluster
 
 pytestmark = [pytest.mark.broker, pytest.mark.usefixtures("jars")]
 
@@ -215,33 +216,59 @@ def test_a_stream_started_by_hand_is_the_running_stream_for_every_command(
     assert "batch 0: " in out and "batch(es) committed, 2,000 records" in out, out
 
 
-def test_spark_submit_runs_the_stream(broker: Service, settings: Settings, tmp_path: Path) -> None:
-    """The cluster entry point, on a local master: spark-submit's master and driver addresses win over ours."""
-    environment = stream_environment(settings, tmp_path)
+def running_batch(checkpoint: Path) -> int | None:
+    """The batch Spark has planned (``offsets/N``) but not committed (``commits/N``), if one runs."""
+    planned = {int(path.name) for path in (checkpoint / "offsets").glob("[0-9]*")}
+    committed = {int(path.name) for path in (checkpoint / "commits").glob("[0-9]*")}
+    return max(planned - committed, default=None)
+
+
+def test_on_a_standalone_cluster_a_worker_killed_during_a_batch_loses_and_duplicates_nothing(
+    broker: Service, settings: Settings, spark_standalone: SparkCluster, tmp_path: Path
+) -> None:
+    """The cluster entry point: spark-submit to the standalone master (its master wins over ours), the stream's
+    executors on two workers; one worker and its executor are SIGKILLed while a batch runs, the batch's tasks run
+    again on the other, and every acknowledged record is in the lake once."""
+    environment = stream_environment(settings, tmp_path, SMARTCITY_STREAM_TRIGGER_SECONDS="2")
+    checkpoint = StreamPaths.of(settings_from(environment)).checkpoint
     ledger = tmp_path / "ledger.csv"
-    simulate(environment, ledger, "--seed", "5", "--max-events", "3000", *FAULTS)
     jars = ",".join(str(jar) for jar in classpath(settings, SPARK_KAFKA))
-    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    command = [
-        str(submit),
-        "--master",
-        "local[2]",
-        "--jars",
-        jars,
-        "spark_streaming/__main__.py",
-        "--mode",
-        "available-now",
-    ]
-    result = subprocess.run(
-        command,
-        env={**os.environ, **environment, "PYSPARK_PYTHON": sys.executable},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    submit = [str(Path(pyspark.__file__).parent / "bin" / "spark-submit"), "--master", spark_standalone.master_url,
+              "--total-executor-cores", "2", "--jars", jars, "spark_streaming/__main__.py"]  # fmt: skip
+    driver_log = (tmp_path / "driver.log").open("w")
+    driver = subprocess.Popen(submit, env={**os.environ, **environment, "PYSPARK_PYTHON": sys.executable,
+                                           "SPARK_LOCAL_IP": "127.0.0.1"},
+                              cwd=PROJECT_ROOT, stdout=driver_log, stderr=subprocess.STDOUT)  # fmt: skip
+    simulator = None
+    try:
+        wait_for_batches(environment, 0)  # an empty first batch: executors are up before the sending starts
+        simulator = subprocess.Popen(
+            [SMARTCITY, "simulate", "--speedup", "0", "--rate", "300", "--max-events", "30000", "--seed", "5",
+             "--ledger", str(ledger), "--no-progress", *FAULTS],
+            env={**os.environ, **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for_batches(environment, 1)
+        deadline = time.monotonic() + 120
+        while (killed_in := running_batch(checkpoint)) is None:
+            assert time.monotonic() < deadline and driver.poll() is None, "no batch ran to kill a worker in"
+            time.sleep(0.05)
+        os.killpg(spark_standalone.services[1].pid(), signal.SIGKILL)  # worker 0 and the executor it launched
+        wait_for_batches(environment, killed_in + 2)  # the stream goes on with one worker
+        assert (checkpoint / "commits" / str(killed_in)).exists()
+        _, err = simulator.communicate(timeout=300)
+        assert simulator.returncode == 0, err[-3000:]
+        stopped = run_cli("stream", "stop", env=environment)
+        assert stopped.returncode == 0 and "stream stopped" in stopped.stdout, stopped.stderr
+        assert driver.wait(timeout=120) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        for process in (simulator, driver):
+            if process is not None and process.poll() is None:
+                process.kill()
+        driver_log.close()
+    apps = spark_standalone.state()["completedapps"] + spark_standalone.state()["activeapps"]
+    assert "smartcity-raw-ingest" in {app["name"] for app in apps}, "spark-submit's master ran the stream"
+    assert list(spark_standalone.work_dirs[0].glob("app-*/*")), "the killed worker had run one of its executors"
+    drain(environment)  # what arrived after the last batch, on a local session
     assert_exactly_once(environment, ledger_rows(ledger))
 
 
