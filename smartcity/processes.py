@@ -23,6 +23,8 @@ import psutil
 log = logging.getLogger(__name__)
 GROUP_GRACE_S = 10.0
 """How long what is left of a stopped service's process group has to exit after SIGTERM, before SIGKILL."""
+LOG_LIMIT_BYTES = 50_000_000
+"""A service's log beyond this size is rotated when the service starts."""
 
 
 def _reap(pid: int) -> None:
@@ -70,6 +72,7 @@ def spawn(
     """Start ``command`` in its own session (signals reach its group only when we send them), appending its output
     to ``log_file``; ``env`` is added to this process's environment."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    rotate(log_file)
     with log_file.open("ab") as out:
         return subprocess.Popen(
             command,
@@ -80,6 +83,14 @@ def spawn(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+def rotate(log_file: Path, limit: int = LOG_LIMIT_BYTES) -> None:
+    """Keep one previous log: a log over ``limit`` bytes becomes ``<name>.1`` (replacing the one before) when its
+    service starts again. A service that runs for weeks without a restart is not rotated (see docs/operations.md)."""
+    with contextlib.suppress(FileNotFoundError):
+        if log_file.stat().st_size > limit:
+            log_file.replace(log_file.with_name(log_file.name + ".1"))
 
 
 def live_pid(pid_file: Path, *markers: str, or_markers: tuple[str, ...] = ()) -> int | None:

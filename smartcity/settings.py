@@ -279,7 +279,17 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap_servers or f"{self.kafka_listen_host}:{self.kafka_port}"
+        return self.kafka_bootstrap_servers or self._local_broker
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """Whether the platform's own broker is the one to use: false when the bootstrap servers name another
+        cluster, which the platform then neither starts nor stops."""
+        return self.kafka_bootstrap_servers in (None, self._local_broker)
+
+    @property
+    def _local_broker(self) -> str:
+        return f"{self.kafka_listen_host}:{self.kafka_port}"
 
     @property
     def topics(self) -> dict[str, str]:

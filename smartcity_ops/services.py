@@ -30,5 +30,7 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
 
 
 def services(settings: Settings, names: list[str] | tuple[str, ...] = tuple(SERVICES)) -> list[Service]:
-    """The named services (all by default) and the broker, in start order."""
-    return [make(settings) for name, make in SERVICES.items() if name == "kafka" or name in names]
+    """The named services (all by default) and the broker, in start order. With bootstrap servers of another
+    cluster (``SMARTCITY_KAFKA_BOOTSTRAP_SERVERS``) the platform's own broker is not one of them."""
+    wanted = {*names, "kafka"} if settings.uses_local_broker else set(names) - {"kafka"}
+    return [make(settings) for name, make in SERVICES.items() if name in wanted]

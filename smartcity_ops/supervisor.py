@@ -171,6 +171,7 @@ def banner(settings: Settings, names: list[str]) -> str:
     shown = ("dashboard", "dagster", "daemon", "kafka", "simulator", "stream", "spark")
     table = {service.name: service for service in services(settings)}
     lines = [f"  {table[name].title:14s} {table[name].summary if name in names or name == 'kafka' else 'off'}"
+             if name in table else f"  {'Kafka':14s} {settings.bootstrap_servers}  (another cluster)"
              for name in shown]  # fmt: skip
     return (
         "\nsmart-city platform is up (Ctrl-C stops it)\n"

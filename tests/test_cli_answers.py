@@ -24,11 +24,13 @@ import pytest
 from smartcity import ports
 from smartcity.errors import ExitCode, PlatformError
 from smartcity.kafka.admin import topic_offsets
+from smartcity.processes import rotate
 from smartcity.services import Service
 from smartcity.settings import PROJECT_ROOT, Settings
 from smartcity_ops.cli import cli
+from smartcity_ops.services import services
 from smartcity_ops.status import GoldState, freshness
-from tests.conftest import SMARTCITY, run_cli
+from tests.conftest import SMARTCITY, run_cli, settings_from
 
 SLOW_NETWORK = {"SMARTCITY_KAFKA_TIMEOUT_SECONDS": "300"}
 LIMIT = 60.0
@@ -244,3 +246,25 @@ def test_a_newest_event_ahead_of_the_clock_is_never_a_negative_age() -> None:
     ahead = freshness(GoldState("2026-12-02 10:12:30", -12.5))
     assert ahead == "newest event 2026-12-02 10:12:30 UTC (12.5 min ahead of this machine's clock)"
     assert freshness(GoldState("2026-12-02 10:12:30", 3.0)).endswith("(3.0 min old)")
+
+
+def test_another_clusters_brokers_are_neither_started_nor_reported_as_ours(private_environment: dict[str, str]) -> None:
+    port = private_environment["SMARTCITY_KAFKA_PORT"]
+    ours = settings_from({**private_environment, "SMARTCITY_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
+    assert "kafka" in [service.name for service in services(ours)]
+    remote = {**private_environment, "SMARTCITY_KAFKA_BOOTSTRAP_SERVERS": "kafka-1.city.example:9092,kafka-2:9092"}
+    assert "kafka" not in [service.name for service in services(settings_from(remote))]
+    state = json.loads(run_cli("status", "--json", env=remote).stdout)
+    assert "kafka" not in state["services"], state
+
+
+def test_a_service_log_over_its_limit_is_kept_as_the_previous_one_at_the_next_start(tmp_path: Path) -> None:
+    log = tmp_path / "stream.log"
+    log.write_text("x" * 100)
+    rotate(log, limit=200)
+    assert log.read_text() == "x" * 100 and not (tmp_path / "stream.log.1").exists()
+    rotate(log, limit=50)
+    assert not log.exists() and (tmp_path / "stream.log.1").read_text() == "x" * 100
+    log.write_text("y" * 100)
+    rotate(log, limit=50)
+    assert (tmp_path / "stream.log.1").read_text() == "y" * 100  # one previous log is kept, not more
