@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.warehouse import NoData, WarehouseUnavailable
 from smartcity.settings import load_settings
+from smartcity.zones import ZONES, road, zone_areas
 
 CONGESTION_COLOURS = {
     "free": [46, 160, 67],
@@ -78,7 +79,7 @@ def overview(url: str) -> None:
     kpis: data.Kpis = cached("kpis", url)
     freshness_line(kpis.data_as_of, load_settings().dashboard_stale_minutes)
     hour = f"{kpis.latest_hour:%H:%M} UTC hour" if kpis.latest_hour else "latest hour"
-    tiles = st.columns(6)
+    tiles = [*st.columns(3), *st.columns(3)]  # six in a row cut their values short at common widths
     tiles[0].metric("Vehicles reporting", f"{kpis.vehicles_reporting:,}", help=f"distinct vehicles, {hour}")
     tiles[1].metric("Mean speed", NO_VALUE if kpis.mean_speed_kmh is None else f"{kpis.mean_speed_kmh:.1f} km/h",
                     help=f"mean of every vehicle report, {hour}")  # fmt: skip
@@ -93,11 +94,28 @@ def overview(url: str) -> None:
         start = span[1] - timedelta(hours=23)
         traffic = cached("traffic_trend", url, start, span[1], [])
         st.subheader("Last 24 hours")
-        st.line_chart(traffic, x="hour_start", y="vehicles_seen", x_label="hour (UTC)", y_label="vehicles seen")
+        st.bar_chart(traffic, x="hour_start", y="vehicles_seen", x_label="hour (UTC)", y_label="vehicles seen")
     rejected = cached("quarantine", url)
     if len(rejected):
         st.subheader("Quarantined records, last 24 hours")
         st.bar_chart(rejected, x="reason", y="records", color="stream", x_label="reason", y_label="records")
+
+
+def corridor_layers() -> list[pdk.Layer]:
+    """The corridor drawn from the project's own geometry, under the data: each zone's area, the road, the
+    junctions and their names. Offline, where no base tiles load, the map still says where things are."""
+    areas = pd.DataFrame([{"zone": name, "polygon": polygon} for name, polygon in zone_areas().items()])
+    junctions = pd.DataFrame([zone._asdict() for zone in ZONES]).rename(columns={"name": "zone"})
+    return [
+        pdk.Layer("PolygonLayer", areas, get_polygon="polygon", get_fill_color=[90, 110, 140, 18],
+                  get_line_color=[90, 110, 140, 140], line_width_min_pixels=1, stroked=True, id="zones"),
+        pdk.Layer("PathLayer", pd.DataFrame({"path": [road()]}), get_path="path", get_color=[110, 110, 110],
+                  width_min_pixels=3, id="road"),
+        pdk.Layer("ScatterplotLayer", junctions, get_position=["longitude", "latitude"], get_fill_color=[60, 60, 60],
+                  radius_min_pixels=4, id="junctions"),
+        pdk.Layer("TextLayer", junctions, get_position=["longitude", "latitude"], get_text="zone", get_size=13,
+                  get_color=[40, 40, 40], get_alignment_baseline="'bottom'", get_pixel_offset=[0, -8], id="names"),
+    ]  # fmt: skip
 
 
 def city_map(url: str) -> None:
@@ -107,6 +125,7 @@ def city_map(url: str) -> None:
     weather = weather.assign(colour=weather["worst_aqi"].map(lambda aqi: [min(255, aqi * 2), 80, 200]))
     incidents = incidents.assign(radius=incidents["severity"] * 250)
     layers = [
+        *corridor_layers(),
         pdk.Layer("ScatterplotLayer", vehicles, get_position=["longitude", "latitude"], get_fill_color=[30, 110, 230],
                   get_radius=120, pickable=True, id="vehicles"),
         pdk.Layer("ScatterplotLayer", cams, get_position=["longitude", "latitude"], get_fill_color="colour",
@@ -142,11 +161,11 @@ def trends(url: str) -> None:
     st.subheader("Traffic volume and speed")
     columns = st.columns(2)
     columns[0].bar_chart(traffic, x="hour_start", y="vehicles_seen", x_label="hour", y_label="vehicles seen")
-    columns[1].line_chart(traffic, x="hour_start", y="mean_speed_kmh", x_label="hour", y_label="km/h")
+    columns[1].bar_chart(traffic, x="hour_start", y="mean_speed_kmh", x_label="hour", y_label="km/h")
     st.subheader("Weather and air quality")
     columns = st.columns(2)
-    columns[0].line_chart(weather, x="hour_start", y="mean_temperature_c", x_label="hour", y_label="°C")
-    columns[1].line_chart(weather, x="hour_start", y="worst_aqi", x_label="hour", y_label="worst AQI")
+    columns[0].bar_chart(weather, x="hour_start", y="mean_temperature_c", x_label="hour", y_label="°C")
+    columns[1].bar_chart(weather, x="hour_start", y="worst_aqi", x_label="hour", y_label="worst AQI")
     st.subheader("Incidents reported per hour")
     st.bar_chart(incidents, x="hour_start", y="reported", color="incident_type", x_label="hour", y_label="reported")
 
@@ -186,7 +205,7 @@ def vehicle_page(url: str) -> None:
     path = [[row.start_longitude, row.start_latitude] for row in trip.itertuples()]
     path += [[trip["last_longitude"].iloc[-1], trip["last_latitude"].iloc[-1]]]
     layer = pdk.Layer("PathLayer", [{"path": path}], get_path="path", get_color=[30, 110, 230], width_min_pixels=3)
-    st.pydeck_chart(pdk.Deck(layers=[layer], initial_view_state=CORRIDOR_VIEW), height=420)
+    st.pydeck_chart(pdk.Deck(layers=[*corridor_layers(), layer], initial_view_state=CORRIDOR_VIEW), height=420)
     st.dataframe(trip, hide_index=True)
 
 

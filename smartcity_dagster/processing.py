@@ -14,7 +14,6 @@ reconciliation describe what was read.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import timedelta
 from functools import reduce
@@ -25,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from smartcity.lake_layout import PROCESSED, RAW, Hour, batch_of, is_compacted, processed_file_name, table_prefix
-from smartcity.zones import ZONES
+from smartcity.zones import ZONES, squared_distance
 from smartcity_dagster.resources.lake import LakeFile, LakeStorage
 from smartcity_dagster.spark_settings import SESSION_SETTINGS
 from smartcity_dagster.tables import PROCESSED_TABLES, SPEED_COLUMN
@@ -48,11 +47,7 @@ def nearest_zone() -> SparkColumn:
     """The name of the zone closest to (latitude, longitude), by equirectangular distance."""
     candidates = [
         F.struct(
-            (
-                (F.col("latitude") - zone.latitude) ** 2
-                + ((F.col("longitude") - zone.longitude) * math.cos(math.radians(zone.latitude))) ** 2
-            ).alias("d"),
-            F.lit(zone.name).alias("name"),
+            squared_distance(F.col("latitude"), F.col("longitude"), zone).alias("d"), F.lit(zone.name).alias("name")
         )
         for zone in ZONES
     ]

@@ -84,6 +84,11 @@ def tile_values(page: Page) -> dict[str, str]:
     return tiles
 
 
+CUT_SHORT = """() => [...document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricValue"] *')]
+    .filter(element => element.scrollWidth > element.clientWidth + 1).map(element => element.innerText)"""
+"""The KPI values (or their parts) wider than the box that shows them: cut short with an ellipsis."""
+
+
 def every_page_shows_data(browser: Browser, url: str, expected: dict[str, str], artifacts: Path) -> None:
     """Walk every page of the dashboard at ``url``: the overview's tiles equal ``expected``, the map draws, the
     trends page draws its five charts, the tables fill, and no page shows an exception. Screenshots go to
@@ -92,6 +97,10 @@ def every_page_shows_data(browser: Browser, url: str, expected: dict[str, str], 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     assert tile_values(page) == expected
+    for width in (1024, 1400):  # common laptop widths: every tile shows its whole value
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(500)
+        assert page.evaluate(CUT_SHORT) == [], f"tile values cut short at {width} px"
     page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
     waits = {"map": '[data-testid="stDeckGlJsonChart"] canvas', "incidents": '[data-testid="stDataFrame"]',
              "vehicles": '[data-testid="stDataFrame"]'}  # fmt: skip

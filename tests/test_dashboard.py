@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from simulator.faults import FaultRates
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.lake_layout import Hour
 from smartcity.settings import PROJECT_ROOT, Settings
+from smartcity.zones import ZONES
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from tests.browser import ARTIFACTS, chromium, every_page_shows_data, expected_tiles, served_dashboard, serving
@@ -91,6 +93,17 @@ def test_overview_page_shows_the_tiles_and_the_freshness_line(monkeypatch: pytes
 def test_every_page_renders_without_error(monkeypatch: pytest.MonkeyPatch, city: dict, page: str) -> None:
     test = app_test(monkeypatch, city["environment"], f"pages/{page}.py")
     assert not test.exception and not test.error, (test.exception, test.error)
+
+
+def test_the_map_draws_the_corridor_under_the_data(monkeypatch: pytest.MonkeyPatch, city: dict) -> None:
+    """Offline no base tiles load: the zones' areas, the road, the junctions and their names come first."""
+    test = app_test(monkeypatch, city["environment"], "pages/map.py")
+    [chart] = test.get("deck_gl_json_chart")
+    layers = json.loads(chart.proto.json)["layers"]
+    assert [layer["id"] for layer in layers] == ["zones", "road", "junctions", "names",
+                                                 "vehicles", "cameras", "stations", "incidents"]  # fmt: skip
+    names = next(layer for layer in layers if layer["id"] == "names")
+    assert [row["zone"] for row in names["data"]] == [zone.name for zone in ZONES]
 
 
 def test_trend_filters_apply_to_every_chart(monkeypatch: pytest.MonkeyPatch, city: dict) -> None:
