@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from simulator.city import Scenario
 from simulator.lake_fixture import write_raw_fixture
 from smartcity.lake_layout import Hour
 from smartcity.object_store import S3Storage, storage_for
@@ -71,7 +72,8 @@ def upload_lake(local: Path, storage: S3Storage) -> None:
 def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
     start = datetime.now(UTC).replace(minute=5, second=0, microsecond=0) - timedelta(hours=2)
     local = settings_from(isolated_environment(tmp_path_factory.mktemp("local") / "var"))
-    write_raw_fixture(Path(local.lake), local.topics, seed=17, start=start, max_events=20_000, faults=FAULTS)
+    write_raw_fixture(Path(local.lake), local.topics, seed=17, start=start, max_events=20_000, faults=FAULTS,
+                      scenario=Scenario(incidents_per_hour=600))  # fmt: skip  # incidents in every hour of the day
     hour = Hour(start.replace(minute=0))
     assert run_graph(build_definitions(local), dg.DagsterInstance.ephemeral(), hour.key).success
     return {"local": local, "hour": hour}
