@@ -54,16 +54,13 @@ def run_foreground(
 
     settings.paths.ensure()
     service, own_pid = stream_service(settings), os.getpid()
-    if (other := service.pid()) is not None and other != own_pid:
-        raise PlatformError(
-            f"a stream already runs (pid {other}) on this checkpoint; two queries on one checkpoint would corrupt "
-            "it. Stop it first with `smartcity stream stop`."
-        )
-    with exclusive(settings.paths.run / "stream.lock", wait=False) as sole:  # whatever the pid file says
+    with exclusive(settings.paths.run / "stream.lock", wait=False) as sole:  # held for the stream's whole life
         if not sole:
+            other = service.pid()
+            holder = f"(pid {other})" if other is not None else "(it holds var/run/stream.lock)"
             raise PlatformError(
-                "another stream holds this var/ (its lock file var/run/stream.lock); two queries on one checkpoint "
-                "would corrupt it. Stop it first with `smartcity stream stop`."
+                f"a stream already runs {holder} on this checkpoint; two queries on one checkpoint would corrupt "
+                "it. Stop it first with `smartcity stream stop`."
             )
         service.pid_file.write_text(str(own_pid))  # so `stream status` and `stream stop` find a foreground run too
         try:

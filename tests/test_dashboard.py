@@ -27,7 +27,7 @@ from smartcity.zones import ZONES
 from smartcity_dagster.definitions import build_definitions
 from smartcity_dagster.resources.warehouse import warehouse_from_url
 from tests.browser import ARTIFACTS, chromium, every_page_shows_data, expected_tiles, served_dashboard, serving
-from tests.conftest import free_ports, isolated_environment, settings_from
+from tests.conftest import free_port, isolated_environment, settings_from
 from tests.dockerfile import Image, build
 from tests.graph import run_graph
 
@@ -156,7 +156,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
 @pytest.fixture(scope="module")
 def served_image(city: dict, image: Image) -> Iterator[tuple[str, dict[str, str]]]:
     """The dashboard served by the image's own CMD, files and packages, over the city's warehouse."""
-    port = free_ports(1)[0]
+    port = free_port()
     environment = image.environment({**city["environment"], "SMARTCITY_DASHBOARD_HOST": "127.0.0.1",
                                      "SMARTCITY_DASHBOARD_PORT": str(port)})  # fmt: skip
     log = city["settings"].var_dir / "image-dashboard.log"

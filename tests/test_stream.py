@@ -204,7 +204,9 @@ def test_a_stream_started_by_hand_is_the_running_stream_for_every_command(
         service.pid_file.unlink()  # a lost pid file: the stream's lock still keeps a second query off the checkpoint
         drain_too = [sys.executable, "-m", "spark_streaming", "--mode", "available-now"]
         second = subprocess.run(drain_too, env={**os.environ, **environment}, capture_output=True, text=True)
-        assert second.returncode == 1 and "another stream holds this var/" in second.stderr, second.stderr
+        assert second.returncode == 1 and "a stream already runs (it holds var/run/stream.lock)" in second.stderr, (
+            second.stderr
+        )
         service.pid_file.write_text(str(by_hand.pid))
         stopped = run_cli("stream", "stop", env=environment)
         assert stopped.returncode == 0 and f"stream stopped (pid {by_hand.pid})" in stopped.stdout, stopped
